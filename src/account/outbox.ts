@@ -1,0 +1,147 @@
+/**
+ * Ships an account's outbox to D1 in batches. Entries go in with INSERT OR
+ * IGNORE keyed by entry_id, so a batch that is shipped twice (a crash after
+ * D1 committed but before the outbox rows were deleted) writes nothing twice.
+ */
+import type { Entry } from "../ledger";
+
+export type Outbox =
+  | { topic: "entry"; payload: Entry }
+  | { topic: "account"; payload: object }
+  | { topic: "grant"; payload: object };
+
+export const OUTBOX_BATCH = 50;
+
+type Shipped = { ok: true; more: boolean; count: number } | { ok: false; error: string };
+
+const ms = (iso: unknown): number | null => (typeof iso === "string" ? Date.parse(iso) : null);
+
+function entryStatement(db: D1Database, e: Entry): D1PreparedStatement {
+  return db
+    .prepare(
+      `INSERT OR IGNORE INTO ledger_entries (entry_id, account_id, seq, txn_id, kind, unit, amount,
+        held_delta, grant_id, credit_type, ref, actor, reason, effective_at_ms, recorded_at_ms, prev_hash, hash)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    )
+    .bind(
+      e.entry_id,
+      e.account_id,
+      e.seq,
+      e.txn_id,
+      e.kind,
+      e.unit,
+      e.amount,
+      e.held_delta,
+      e.grant_id,
+      e.credit_type,
+      e.ref,
+      e.actor,
+      e.reason,
+      ms(e.effective_at),
+      ms(e.recorded_at),
+      e.prev_hash,
+      e.hash,
+    );
+}
+
+function accountStatement(db: D1Database, a: Record<string, unknown>): D1PreparedStatement {
+  return db
+    .prepare(
+      `INSERT INTO accounts (account_id, name, parent_id, verified, metadata, low_balance, created_at_ms, updated_at_ms)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (account_id) DO UPDATE SET name = excluded.name, parent_id = excluded.parent_id,
+        verified = excluded.verified, metadata = excluded.metadata, low_balance = excluded.low_balance,
+        updated_at_ms = excluded.updated_at_ms`,
+    )
+    .bind(
+      a.account_id,
+      a.name ?? null,
+      a.parent_id ?? null,
+      a.verified ? 1 : 0,
+      a.metadata ? JSON.stringify(a.metadata) : null,
+      a.low_balance ? JSON.stringify(a.low_balance) : null,
+      ms(a.created_at),
+      ms(a.updated_at),
+    );
+}
+
+function grantStatement(db: D1Database, g: Record<string, unknown>): D1PreparedStatement {
+  const cost = g.cost_basis as { amount: number; currency: string } | null;
+  return db
+    .prepare(
+      `INSERT INTO grants (account_id, grant_id, unit, type, amount, remaining, held, priority, effective_at_ms,
+        expires_at_ms, source, campaign, incident_id, cost_basis_amount, cost_basis_currency, status, created_at_ms)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (account_id, grant_id) DO UPDATE SET remaining = excluded.remaining,
+        held = excluded.held, status = excluded.status`,
+    )
+    .bind(
+      g.account_id,
+      g.grant_id,
+      g.unit,
+      g.type,
+      g.amount,
+      g.remaining,
+      g.held,
+      g.priority,
+      ms(g.effective_at),
+      ms(g.expires_at),
+      g.source ?? null,
+      g.campaign ?? null,
+      g.incident_id ?? null,
+      cost?.amount ?? null,
+      cost?.currency ?? null,
+      g.status,
+      ms(g.created_at),
+    );
+}
+
+/**
+ * Ships up to one batch. Deletes the shipped outbox rows only after D1
+ * committed; a failure leaves them for the next try.
+ */
+export async function shipOutbox(sql: SqlStorage, db: D1Database, accountId: string | null): Promise<Shipped> {
+  const rows = sql.exec("SELECT id, topic, payload FROM outbox ORDER BY id LIMIT ?", OUTBOX_BATCH + 1).toArray();
+  if (rows.length === 0) return { ok: true, more: false, count: 0 };
+  const batch = rows.slice(0, OUTBOX_BATCH);
+  const statements: D1PreparedStatement[] = [];
+  let shippedSeq = 0;
+  let shippedHash = "";
+  for (const row of batch) {
+    const payload = JSON.parse(String(row.payload)) as Record<string, unknown>;
+    switch (String(row.topic)) {
+      case "entry": {
+        const e = payload as unknown as Entry;
+        statements.push(entryStatement(db, e));
+        shippedSeq = e.seq;
+        shippedHash = e.hash;
+        break;
+      }
+      case "account":
+        statements.push(accountStatement(db, payload));
+        break;
+      case "grant":
+        statements.push(grantStatement(db, payload));
+        break;
+    }
+  }
+  if (accountId !== null && shippedSeq > 0) {
+    statements.push(
+      db
+        .prepare(
+          `INSERT INTO account_heads (account_id, shipped_seq, head_hash, updated_at_ms) VALUES (?, ?, ?, ?)
+           ON CONFLICT (account_id) DO UPDATE SET shipped_seq = excluded.shipped_seq, head_hash = excluded.head_hash,
+            updated_at_ms = excluded.updated_at_ms WHERE excluded.shipped_seq > account_heads.shipped_seq`,
+        )
+        .bind(accountId, shippedSeq, shippedHash, Date.now()),
+    );
+  }
+  try {
+    await db.batch(statements);
+  } catch (e) {
+    return { ok: false, error: e instanceof Error ? e.message : String(e) };
+  }
+  const lastId = Number(batch[batch.length - 1]?.id);
+  sql.exec("DELETE FROM outbox WHERE id <= ?", lastId);
+  return { ok: true, more: rows.length > OUTBOX_BATCH, count: batch.length };
+}

@@ -1,0 +1,118 @@
+/** /v1/accounts/{account_id}: the account record and its balance. */
+import { z } from "@hono/zod-openapi";
+import { ApiError } from "../errors";
+import { type AppContext, ledgerOf, pathId, READERS, requireRole, send, validBody, validQuery } from "./context";
+import { resource, route } from "./route";
+import {
+  AccountIdParam,
+  BalanceSchema,
+  Id,
+  json,
+  Metadata,
+  parseTime,
+  problems,
+  ShortText,
+  Time,
+  Unit,
+} from "./schemas";
+
+export const AccountInputSchema = z
+  .strictObject({
+    name: ShortText.nullable().optional(),
+    parent_id: Id.nullable().optional(),
+    verified: z.boolean().optional(),
+    metadata: Metadata.nullable().optional(),
+    low_balance: z.record(Unit, z.number().int().min(0).max(9e15)).nullable().optional(),
+  })
+  .openapi("AccountInput");
+
+export const AccountSchema = z
+  .object({
+    account_id: z.string(),
+    name: z.string().nullable(),
+    parent_id: z.string().nullable(),
+    verified: z.boolean(),
+    metadata: z.record(z.string(), z.string()).nullable(),
+    low_balance: z.record(z.string(), z.number()).nullable(),
+    created_at: z.string(),
+    updated_at: z.string(),
+  })
+  .openapi("Account");
+
+const MAX_PARENT_DEPTH = 32;
+
+/** parent_id must exist and may not make a cycle (walks up at most 32 levels). */
+async function checkParent(c: AppContext, accountId: string, parentId: string): Promise<void> {
+  let current: string | null = parentId;
+  for (let depth = 0; current !== null; depth++) {
+    if (current === accountId) throw new ApiError("invalid_request", "parent_id would make a cycle");
+    if (depth >= MAX_PARENT_DEPTH)
+      throw new ApiError("invalid_request", `account trees are limited to ${MAX_PARENT_DEPTH} levels`);
+    const parent = await ledgerOf(c, current).getAccount();
+    if (!parent) throw new ApiError("account_not_found", `parent account ${current} does not exist`);
+    current = parent.parent_id;
+  }
+  c.set("accountId", accountId);
+}
+
+export const accounts = resource();
+
+route(
+  accounts,
+  {
+    method: "put",
+    path: "/v1/accounts/{account_id}",
+    summary: "Create or update an account",
+    request: { params: AccountIdParam, body: { content: { "application/json": { schema: AccountInputSchema } } } },
+    responses: {
+      200: json(AccountSchema, "Updated"),
+      201: json(AccountSchema, "Created"),
+      ...problems(400, 401, 403, 404),
+    },
+  },
+  async (c) => {
+    requireRole(c, ["admin", "finance"]);
+    const accountId = pathId(c, "account_id");
+    const input = validBody(c, AccountInputSchema);
+    if (input.parent_id) await checkParent(c, accountId, input.parent_id);
+    return send(c, await ledgerOf(c, accountId).upsertAccount(accountId, input));
+  },
+);
+
+route(
+  accounts,
+  {
+    method: "get",
+    path: "/v1/accounts/{account_id}",
+    summary: "Read an account",
+    request: { params: AccountIdParam },
+    responses: { 200: json(AccountSchema), ...problems(400, 401, 404) },
+  },
+  async (c) => {
+    requireRole(c, READERS);
+    const accountId = pathId(c, "account_id");
+    const account = await ledgerOf(c, accountId).getAccount();
+    if (!account) throw new ApiError("account_not_found", `account ${accountId} does not exist`);
+    return c.json(account);
+  },
+);
+
+const BalanceQuery = z.strictObject({ unit: Unit.default("credits"), as_of: Time.optional() });
+
+route(
+  accounts,
+  {
+    method: "get",
+    path: "/v1/accounts/{account_id}/balance",
+    summary: "Balance of one unit, now or replayed as of a past time",
+    request: { params: AccountIdParam, query: BalanceQuery },
+    responses: { 200: json(BalanceSchema), ...problems(400, 401, 404) },
+  },
+  async (c) => {
+    requireRole(c, READERS);
+    const accountId = pathId(c, "account_id");
+    const q = validQuery(c, BalanceQuery);
+    const asOfMs = q.as_of === undefined ? null : (parseTime(q.as_of) as number);
+    return send(c, await ledgerOf(c, accountId).balance(accountId, q.unit, asOfMs));
+  },
+);

@@ -1,0 +1,138 @@
+/** What every route shares: the Hono env, the caller, and small helpers. */
+import type { OpenAPIHono, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import type { AccountLedger } from "../account/account-do";
+import type { Idempotency, OpContext, Outcome } from "../account/types";
+import { loadGlobalPolicy } from "../db/settings";
+import { ApiError } from "../errors";
+import { canonicalJson, sha256Hex } from "../ledger";
+import { ID_PATTERN } from "./schemas";
+
+export const ROLES = ["admin", "finance", "support", "marketing", "gateway", "viewer"] as const;
+export type Role = (typeof ROLES)[number];
+
+export interface Caller {
+  keyId: string;
+  role: Role;
+  maxGrantAmount: number | null;
+  /** "<api_key_id>:<role>" as written on entries. */
+  actor: string;
+}
+
+export type AppEnv = {
+  Bindings: Env;
+  Variables: {
+    requestId: string;
+    caller: Caller;
+    /** The parsed JSON body; undefined when the request had none. */
+    body: unknown;
+    accountId: string | undefined;
+    errorCode: string | undefined;
+  };
+};
+export type AppContext = Context<AppEnv>;
+export type Api = OpenAPIHono<AppEnv>;
+
+/** Every role may read; these may also write what the route allows. */
+export const READERS: readonly Role[] = ROLES;
+
+export function requireRole(c: AppContext, roles: readonly Role[]): Caller {
+  const caller = c.get("caller");
+  if (!roles.includes(caller.role)) {
+    throw new ApiError("forbidden", `role ${caller.role} may not do this`);
+  }
+  return caller;
+}
+
+const AMOUNT_FIELDS = new Set(["amount", "used"]);
+
+/** Validates against a zod schema; the first failing issue names the problem. */
+export function validate<T extends z.ZodType>(schema: T, value: unknown, where: "body" | "query" | "path"): z.infer<T> {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const issues = result.error.issues;
+  const amountIssue = issues.find((i) => {
+    const last = i.path[i.path.length - 1];
+    return (
+      where === "body" &&
+      typeof last === "string" &&
+      AMOUNT_FIELDS.has(last) &&
+      !i.message.includes("received undefined")
+    );
+  });
+  const issue = amountIssue ?? issues[0];
+  const path = issue?.path.length ? issue.path.join(".") : where;
+  const detail =
+    issue?.code === "unrecognized_keys"
+      ? `unknown field(s): ${(issue as { keys: string[] }).keys.join(", ")}`
+      : `${path}: ${issue?.message ?? "invalid"}`;
+  throw new ApiError(amountIssue ? "invalid_amount" : "invalid_request", detail);
+}
+
+export function validBody<T extends z.ZodType>(c: AppContext, schema: T): z.infer<T> {
+  const body = c.get("body");
+  return validate(schema, body === undefined ? {} : body, "body");
+}
+
+export function validQuery<T extends z.ZodType>(c: AppContext, schema: T): z.infer<T> {
+  return validate(schema, c.req.query(), "query");
+}
+
+/** Path ids that break the id rules are 400 invalid_request. */
+export function pathId(c: AppContext, name: string): string {
+  const value = c.req.param(name);
+  if (value === undefined || !ID_PATTERN.test(value)) {
+    throw new ApiError("invalid_request", `${name} must be 1-128 characters of [A-Za-z0-9._:-]`);
+  }
+  return value;
+}
+
+/** The AccountLedger's methods as seen over RPC (plain promises; keeps type-checking shallow). */
+export type LedgerRpc = {
+  [K in keyof AccountLedger as AccountLedger[K] extends (...a: never[]) => unknown
+    ? K
+    : never]: AccountLedger[K] extends (...a: infer A) => infer R ? (...a: A) => Promise<Awaited<R>> : never;
+};
+
+export function ledgerStub(env: Env, accountId: string): LedgerRpc {
+  return env.ACCOUNT.get(env.ACCOUNT.idFromName(accountId)) as unknown as LedgerRpc;
+}
+
+export function ledgerOf(c: AppContext, accountId: string): LedgerRpc {
+  c.set("accountId", accountId);
+  return ledgerStub(c.env, accountId);
+}
+
+export async function opContext(c: AppContext, accountId: string): Promise<OpContext> {
+  return {
+    accountId,
+    actor: c.get("caller").actor,
+    requestId: c.get("requestId"),
+    globalPolicy: await loadGlobalPolicy(c.env.DB),
+  };
+}
+
+/** Canonical hash of the body as sent: key order and spacing do not matter. */
+export function bodyHash(c: AppContext): string {
+  const body = c.get("body");
+  return sha256Hex(body === undefined ? "" : canonicalJson(body));
+}
+
+/** The client's id: the body's `*_id` field, else the Idempotency-Key header. */
+export function idempotencyOf(c: AppContext, bodyId: string | undefined, field: string): Idempotency {
+  const header = c.req.header("idempotency-key");
+  const key = bodyId ?? header;
+  if (key === undefined) {
+    throw new ApiError("invalid_request", `${field} (or an Idempotency-Key header) is required`);
+  }
+  if (!ID_PATTERN.test(key))
+    throw new ApiError("invalid_request", "Idempotency-Key must be 1-128 characters of [A-Za-z0-9._:-]");
+  return { key, bodyHash: bodyHash(c) };
+}
+
+/** Serves an outcome: the body with its status, or the refusal as problem+json. */
+export function send(c: AppContext, outcome: Outcome): Response {
+  if (!outcome.ok) throw new ApiError(outcome.problem.code, outcome.problem.detail, outcome.problem.extra);
+  if (outcome.replayed) c.header("idempotent-replayed", "true");
+  return c.json(outcome.body, outcome.status as 200);
+}

@@ -1,0 +1,182 @@
+/** /v1/accounts/{account_id}/grants: issue, list and void lots. */
+import { z } from "@hono/zod-openapi";
+import { ApiError } from "../errors";
+import type { CreditType, GrantCommand } from "../ledger";
+import {
+  type AppContext,
+  idempotencyOf,
+  ledgerOf,
+  opContext,
+  pathId,
+  READERS,
+  requireRole,
+  send,
+  validBody,
+  validQuery,
+} from "./context";
+import { resource, route } from "./route";
+import {
+  AccountIdParam,
+  Amount,
+  BalanceSchema,
+  CreditTypeSchema,
+  Id,
+  json,
+  Metadata,
+  parseTime,
+  problems,
+  ShortText,
+  Time,
+  Unit,
+} from "./schemas";
+
+export const GrantInputSchema = z
+  .strictObject({
+    grant_id: Id.optional(),
+    amount: Amount,
+    unit: Unit.default("credits"),
+    type: CreditTypeSchema,
+    priority: z.number().int().min(0).max(1_000_000).default(100),
+    effective_at: Time.optional(),
+    expires_at: Time.nullable().optional(),
+    source: ShortText.nullable().optional(),
+    reason: ShortText.nullable().optional(),
+    campaign: ShortText.nullable().optional(),
+    incident_id: ShortText.nullable().optional(),
+    cost_basis: z
+      .strictObject({
+        amount: z.number().int().min(0).max(9e15),
+        currency: z.string().regex(/^[A-Z]{3}$/, "an ISO 4217 code"),
+      })
+      .nullable()
+      .optional(),
+    metadata: Metadata.nullable().optional(),
+  })
+  .openapi("GrantInput");
+
+export const GrantSchema = z
+  .object({
+    grant_id: z.string(),
+    amount: z.number().int(),
+    unit: z.string(),
+    type: CreditTypeSchema,
+    priority: z.number().int(),
+    effective_at: z.string(),
+    expires_at: z.string().nullable(),
+    source: z.string().nullable(),
+    reason: z.string().nullable(),
+    campaign: z.string().nullable(),
+    incident_id: z.string().nullable(),
+    cost_basis: z.object({ amount: z.number().int(), currency: z.string() }).nullable(),
+    metadata: z.record(z.string(), z.string()).nullable(),
+    source_grant_id: z.string().nullable(),
+    remaining: z.number().int(),
+    held: z.number().int(),
+    status: z.enum(["active", "pending", "expired", "depleted", "voided"]),
+    created_at: z.string(),
+    voided_at: z.string().nullable(),
+  })
+  .openapi("Grant");
+
+const GrantResult = z.object({ grant: GrantSchema, balance: BalanceSchema });
+
+/** support may issue compensatory, marketing promotional, each within the key's limit. */
+function checkGrantPermission(c: AppContext, type: CreditType, amount: number): void {
+  const caller = requireRole(c, ["admin", "finance", "support", "marketing"]);
+  const allowed: Partial<Record<typeof caller.role, CreditType>> = {
+    support: "compensatory",
+    marketing: "promotional",
+  };
+  const only = allowed[caller.role];
+  if (only === undefined) return;
+  if (type !== only) throw new ApiError("forbidden", `role ${caller.role} may only issue ${only} grants`);
+  if (caller.maxGrantAmount !== null && amount > caller.maxGrantAmount) {
+    throw new ApiError("grant_limit_exceeded", `this key may grant at most ${caller.maxGrantAmount} at once`, {
+      max_grant_amount: caller.maxGrantAmount,
+    });
+  }
+}
+
+export const grants = resource();
+
+route(
+  grants,
+  {
+    method: "post",
+    path: "/v1/accounts/{account_id}/grants",
+    summary: "Issue a grant (a lot); creates the account when it does not exist",
+    request: {
+      params: AccountIdParam,
+      body: { content: { "application/json": { schema: GrantInputSchema } }, required: true },
+    },
+    responses: { 201: json(GrantResult, "Created"), ...problems(400, 401, 403, 409, 413, 415) },
+  },
+  async (c) => {
+    const accountId = pathId(c, "account_id");
+    const input = validBody(c, GrantInputSchema);
+    checkGrantPermission(c, input.type, input.amount);
+    const idem = idempotencyOf(c, input.grant_id, "grant_id");
+    const cmd: GrantCommand = {
+      grantId: idem.key,
+      unit: input.unit,
+      type: input.type,
+      amount: input.amount,
+      priority: input.priority,
+      effectiveAtMs: input.effective_at === undefined ? null : parseTime(input.effective_at),
+      expiresAtMs: input.expires_at == null ? null : parseTime(input.expires_at),
+      source: input.source ?? null,
+      reason: input.reason ?? null,
+      campaign: input.campaign ?? null,
+      incidentId: input.incident_id ?? null,
+      costBasis: input.cost_basis ?? null,
+      metadata: input.metadata ?? null,
+      sourceGrantId: null,
+    };
+    return send(c, await ledgerOf(c, accountId).grant(await opContext(c, accountId), cmd, idem));
+  },
+);
+
+const ListQuery = z.strictObject({ status: z.enum(["active", "pending", "expired", "depleted", "voided"]).optional() });
+
+route(
+  grants,
+  {
+    method: "get",
+    path: "/v1/accounts/{account_id}/grants",
+    summary: "List grants, optionally by status",
+    request: { params: AccountIdParam, query: ListQuery },
+    responses: { 200: json(z.object({ grants: z.array(GrantSchema) })), ...problems(400, 401, 404) },
+  },
+  async (c) => {
+    requireRole(c, READERS);
+    const accountId = pathId(c, "account_id");
+    const q = validQuery(c, ListQuery);
+    return send(c, await ledgerOf(c, accountId).listGrants(accountId, q.status ?? null));
+  },
+);
+
+const VoidInput = z.strictObject({ reason: ShortText.nullable().optional() }).openapi("VoidInput");
+
+route(
+  grants,
+  {
+    method: "post",
+    path: "/v1/accounts/{account_id}/grants/{grant_id}/void",
+    summary: "Void a grant: its unspent, unheld remainder leaves by a grant.voided entry",
+    request: {
+      params: AccountIdParam.extend({ grant_id: Id }),
+      body: { content: { "application/json": { schema: VoidInput } } },
+    },
+    responses: { 200: json(GrantResult), ...problems(400, 401, 403, 404, 409) },
+  },
+  async (c) => {
+    requireRole(c, ["admin", "finance"]);
+    const accountId = pathId(c, "account_id");
+    const grantId = pathId(c, "grant_id");
+    const input = validBody(c, VoidInput);
+    return send(
+      c,
+      await ledgerOf(c, accountId).voidGrant(await opContext(c, accountId), grantId, input.reason ?? null),
+    );
+  },
+);

@@ -1,0 +1,110 @@
+/** Request id, structured logs, body guard, auth, and the problem+json error handler. */
+import type { MiddlewareHandler } from "hono";
+import { findApiKey } from "../db/api-keys";
+import { ApiError, problemBody, statusOf } from "../errors";
+import { log } from "../log";
+import type { AppContext, AppEnv } from "./context";
+
+export const MAX_BODY_BYTES = 65_536;
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
+
+export const requestId: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const sent = c.req.header("x-request-id");
+  const id = sent && REQUEST_ID.test(sent) ? sent : crypto.randomUUID();
+  c.set("requestId", id);
+  const started = performance.now();
+  await next();
+  c.res.headers.set("x-request-id", id);
+  const status = c.res.status;
+  if (c.req.method !== "GET" || status >= 400) {
+    log({
+      event: "request",
+      request_id: id,
+      method: c.req.method,
+      path: c.req.path,
+      status,
+      code: c.get("errorCode") ?? null,
+      account_id: c.get("accountId") ?? null,
+      actor: c.get("caller")?.actor ?? null,
+      latency_ms: Math.round((performance.now() - started) * 1000) / 1000,
+    });
+  }
+};
+
+/**
+ * Enforces the body rules of the contract before any route sees the body:
+ * 413 over 64 KiB, 415 without application/json, 400 invalid_json.
+ */
+export const bodyGuard: MiddlewareHandler<AppEnv> = async (c, next) => {
+  c.set("body", undefined);
+  if (c.req.method === "GET" || c.req.method === "HEAD") return next();
+  const declared = Number(c.req.header("content-length") ?? "0");
+  if (declared > MAX_BODY_BYTES)
+    throw new ApiError("payload_too_large", `bodies are limited to ${MAX_BODY_BYTES} bytes`);
+  const raw = await c.req.arrayBuffer();
+  if (raw.byteLength > MAX_BODY_BYTES)
+    throw new ApiError("payload_too_large", `bodies are limited to ${MAX_BODY_BYTES} bytes`);
+  if (raw.byteLength === 0) return next();
+  const type = (c.req.header("content-type") ?? "").split(";")[0]?.trim().toLowerCase();
+  if (type !== "application/json") {
+    throw new ApiError("unsupported_media_type", "send the body as content-type: application/json");
+  }
+  try {
+    c.set("body", JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(raw)));
+  } catch {
+    throw new ApiError("invalid_json", "the body is not valid JSON");
+  }
+  return next();
+};
+
+/** Bearer token -> caller: the bootstrap ADMIN_TOKEN or an API key. */
+export const auth: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const header = c.req.header("authorization") ?? "";
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  if (!match?.[1]) throw new ApiError("unauthorized", "send Authorization: Bearer <token>");
+  const token = match[1];
+  const admin = c.env.ADMIN_TOKEN;
+  if (admin && (await constantTimeEqual(token, admin))) {
+    c.set("caller", { keyId: "admin-token", role: "admin", maxGrantAmount: null, actor: "admin-token:admin" });
+    return next();
+  }
+  const key = await findApiKey(c.env.DB, token);
+  if (!key) throw new ApiError("unauthorized", "unknown or revoked token");
+  c.set("caller", {
+    keyId: key.id,
+    role: key.role,
+    maxGrantAmount: key.maxGrantAmount,
+    actor: `${key.id}:${key.role}`,
+  });
+  return next();
+};
+
+async function constantTimeEqual(a: string, b: string): Promise<boolean> {
+  const enc = new TextEncoder();
+  const [ha, hb] = await Promise.all([
+    crypto.subtle.digest("SHA-256", enc.encode(a)),
+    crypto.subtle.digest("SHA-256", enc.encode(b)),
+  ]);
+  return crypto.subtle.timingSafeEqual(ha, hb);
+}
+
+export function onError(e: Error, c: AppContext): Response {
+  const problem =
+    e instanceof ApiError
+      ? e.problem
+      : { code: "internal_error" as const, detail: "an internal error occurred; see the logs with this request id" };
+  if (!(e instanceof ApiError)) {
+    log({
+      event: "error",
+      request_id: c.get("requestId"),
+      path: c.req.path,
+      code: "internal_error",
+      error: e.message,
+      stack: e.stack,
+    });
+  }
+  c.set("errorCode", problem.code);
+  return c.body(JSON.stringify(problemBody(problem)), statusOf(problem.code), {
+    "content-type": "application/problem+json",
+  });
+}

@@ -1,0 +1,86 @@
+/** Global and per-account consumption policy. */
+import { z } from "@hono/zod-openapi";
+import { loadGlobalPolicy, saveGlobalPolicy } from "../db/settings";
+import { ledgerOf, pathId, requireRole, send, validBody } from "./context";
+import { resource, route } from "./route";
+import { AccountIdParam, json, PolicySchema, problems } from "./schemas";
+
+const PolicyPatch = PolicySchema.partial().openapi("PolicyPatch");
+const OverridePatch = z
+  .strictObject({
+    order: PolicySchema.shape.order.nullable().optional(),
+    type_order: PolicySchema.shape.type_order.nullable().optional(),
+    require_verified_for_promotional: z.boolean().nullable().optional(),
+    hold_on_expiry: PolicySchema.shape.hold_on_expiry.nullable().optional(),
+  })
+  .openapi("PolicyOverrides");
+
+export const policy = resource();
+
+route(
+  policy,
+  {
+    method: "get",
+    path: "/v1/policy",
+    summary: "The global policy",
+    responses: { 200: json(PolicySchema), ...problems(401, 403) },
+  },
+  async (c) => {
+    requireRole(c, ["admin"]);
+    return c.json(await loadGlobalPolicy(c.env.DB));
+  },
+);
+
+route(
+  policy,
+  {
+    method: "put",
+    path: "/v1/policy",
+    summary: "Merge fields into the global policy",
+    request: { body: { content: { "application/json": { schema: PolicyPatch } }, required: true } },
+    responses: { 200: json(PolicySchema), ...problems(400, 401, 403) },
+  },
+  async (c) => {
+    requireRole(c, ["admin"]);
+    const patch = validBody(c, PolicyPatch);
+    const next = { ...(await loadGlobalPolicy(c.env.DB)), ...patch };
+    await saveGlobalPolicy(c.env.DB, next);
+    return c.json(next);
+  },
+);
+
+route(
+  policy,
+  {
+    method: "get",
+    path: "/v1/accounts/{account_id}/policy",
+    summary: "The account's effective policy (global merged with its overrides)",
+    request: { params: AccountIdParam },
+    responses: { 200: json(PolicySchema), ...problems(400, 401, 403, 404) },
+  },
+  async (c) => {
+    requireRole(c, ["admin", "finance"]);
+    const accountId = pathId(c, "account_id");
+    return send(c, await ledgerOf(c, accountId).getPolicy(accountId, await loadGlobalPolicy(c.env.DB)));
+  },
+);
+
+route(
+  policy,
+  {
+    method: "put",
+    path: "/v1/accounts/{account_id}/policy",
+    summary: "Set the account's overrides field by field; null drops an override",
+    request: {
+      params: AccountIdParam,
+      body: { content: { "application/json": { schema: OverridePatch } }, required: true },
+    },
+    responses: { 200: json(PolicySchema), ...problems(400, 401, 403, 404) },
+  },
+  async (c) => {
+    requireRole(c, ["admin", "finance"]);
+    const accountId = pathId(c, "account_id");
+    const patch = validBody(c, OverridePatch);
+    return send(c, await ledgerOf(c, accountId).putPolicy(accountId, patch, await loadGlobalPolicy(c.env.DB)));
+  },
+);

@@ -1,0 +1,113 @@
+/**
+ * Shared zod schemas: they validate every request and produce the OpenAPI
+ * document. Object schemas are strict: unknown fields are refused.
+ */
+import { z } from "@hono/zod-openapi";
+import { CREDIT_TYPES, HOLD_ON_EXPIRY, MAX_AMOUNT, SORT_KEYS } from "../ledger";
+
+export const ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+export const Id = z.string().regex(ID_PATTERN, "1-128 characters of [A-Za-z0-9._:-]");
+export const Unit = z.string().regex(/^[a-z][a-z0-9_]{0,31}$/, "a unit: ^[a-z][a-z0-9_]{0,31}$");
+export const Amount = z
+  .number()
+  .int()
+  .min(1)
+  .max(MAX_AMOUNT)
+  .openapi({ description: "Integer in the unit's smallest denomination, 1..10^15", example: 3 });
+export const ShortText = z.string().max(256);
+export const Metadata = z
+  .record(z.string().max(64), z.string().max(512))
+  .refine((m) => Object.keys(m).length <= 32, "at most 32 metadata pairs");
+
+/** RFC 3339 with any offset, `T`/`Z` in any case; parsed to epoch ms (fraction truncated to ms). */
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
+export function parseTime(text: string): number | null {
+  const m = RFC3339.exec(text);
+  if (!m) return null;
+  const [, y, mo, d, h, mi, s, frac = "", off = "Z"] = m;
+  const ms = frac ? `.${frac.slice(1, 4).padEnd(3, "0")}` : "";
+  const normalized = `${y}-${mo}-${d}T${h}:${mi}:${s}${ms}${off.toUpperCase()}`;
+  const value = Date.parse(normalized);
+  if (Number.isNaN(value)) return null;
+  // Date.parse rolls over impossible dates (Feb 30); refuse them.
+  const check = new Date(Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s)));
+  if (
+    check.getUTCDate() !== Number(d) ||
+    check.getUTCMonth() !== Number(mo) - 1 ||
+    Number(h) > 23 ||
+    Number(mi) > 59 ||
+    Number(s) > 59
+  ) {
+    return null;
+  }
+  return value;
+}
+export const Time = z
+  .string()
+  .refine((t) => parseTime(t) !== null, "an RFC 3339 time")
+  .openapi({ example: "2026-11-25T07:31:00.000Z" });
+
+export const CreditTypeSchema = z.enum(CREDIT_TYPES);
+
+export const BalanceSchema = z
+  .object({
+    account_id: z.string(),
+    unit: z.string(),
+    as_of: z.string(),
+    available: z.number().int(),
+    held: z.number().int(),
+    by_type: z.object({ promotional: z.number().int(), compensatory: z.number().int(), purchased: z.number().int() }),
+    expiring: z.array(z.object({ grant_id: z.string(), amount: z.number().int(), expires_at: z.string() })),
+    pending: z.array(z.object({ grant_id: z.string(), amount: z.number().int(), effective_at: z.string() })),
+  })
+  .openapi("Balance");
+
+export const AppliedSchema = z.array(
+  z.object({ grant_id: z.string(), type: CreditTypeSchema, amount: z.number().int() }),
+);
+
+export const ProblemSchema = z
+  .object({
+    type: z.string(),
+    title: z.string(),
+    status: z.number().int(),
+    code: z.string(),
+    detail: z.string(),
+  })
+  .passthrough()
+  .openapi("Problem");
+
+export const PolicySchema = z
+  .strictObject({
+    order: z
+      .array(z.enum(SORT_KEYS))
+      .min(1)
+      .max(SORT_KEYS.length)
+      .refine((a) => new Set(a).size === a.length, "no repeated keys"),
+    type_order: z
+      .array(CreditTypeSchema)
+      .min(1)
+      .max(3)
+      .refine((a) => new Set(a).size === a.length, "no repeated types"),
+    require_verified_for_promotional: z.boolean(),
+    hold_on_expiry: z.enum(HOLD_ON_EXPIRY),
+  })
+  .openapi("Policy");
+
+export const AccountIdParam = z.object({ account_id: Id.openapi({ param: { name: "account_id", in: "path" } }) });
+
+/** Standard error responses for the OpenAPI document. */
+export function problems(...statuses: number[]) {
+  const out: Record<
+    number,
+    { description: string; content: { "application/problem+json": { schema: typeof ProblemSchema } } }
+  > = {};
+  for (const s of statuses)
+    out[s] = { description: "problem+json", content: { "application/problem+json": { schema: ProblemSchema } } };
+  return out;
+}
+
+export const json = <T extends z.ZodType>(schema: T, description = "OK") => ({
+  description,
+  content: { "application/json": { schema } },
+});

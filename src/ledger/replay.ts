@@ -1,0 +1,37 @@
+import type { Lot } from "./types";
+
+/** The members of an entry that replay needs. */
+export interface ReplayEntry {
+  grantId: string | null;
+  amount: number;
+  heldDelta: number;
+  recordedAtMs: number;
+}
+
+/**
+ * Rebuilds lots from their terms and the entries recorded at or before
+ * `asOfMs`: remaining = Σ amount, held = Σ held_delta, per lot. Lots with no
+ * entry by then did not exist yet and are left out.
+ */
+export function replayLots(terms: Iterable<Lot>, entries: Iterable<ReplayEntry>, asOfMs: number): Lot[] {
+  const sums = new Map<string, { remaining: number; held: number }>();
+  for (const e of entries) {
+    if (e.recordedAtMs > asOfMs || e.grantId === null) continue;
+    const s = sums.get(e.grantId) ?? { remaining: 0, held: 0 };
+    s.remaining += e.amount;
+    s.held += e.heldDelta;
+    sums.set(e.grantId, s);
+  }
+  const lots: Lot[] = [];
+  for (const lot of terms) {
+    const s = sums.get(lot.grantId);
+    if (!s) continue;
+    lots.push({
+      ...lot,
+      remaining: s.remaining,
+      held: s.held,
+      voidedAtMs: lot.voidedAtMs !== null && lot.voidedAtMs <= asOfMs ? lot.voidedAtMs : null,
+    });
+  }
+  return lots;
+}

@@ -1,0 +1,60 @@
+/** Shared helpers for the Workers suites: HTTP calls through the real Worker entry. */
+import { exports } from "cloudflare:workers";
+
+export const ADMIN = "test-admin-token";
+let counter = 0;
+/** A fresh id per call, so suites never share an account. */
+export const uid = (prefix = "acct") =>
+  `${prefix}-${Date.now().toString(36)}-${(counter++).toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+
+export interface CallOptions {
+  token?: string | null;
+  headers?: Record<string, string>;
+  /** A raw body string sent as is. */
+  raw?: string;
+}
+
+export async function call(method: string, path: string, body?: unknown, opts: CallOptions = {}) {
+  const headers: Record<string, string> = { ...opts.headers };
+  const token = opts.token === undefined ? ADMIN : opts.token;
+  if (token !== null) headers.authorization = `Bearer ${token}`;
+  let payload: string | undefined;
+  if (opts.raw !== undefined) payload = opts.raw;
+  else if (body !== undefined) payload = JSON.stringify(body);
+  if (payload !== undefined && !Object.keys(headers).some((h) => h.toLowerCase() === "content-type")) {
+    headers["content-type"] = "application/json";
+  }
+  const res = await exports.default.fetch(new Request(`http://gate.test${path}`, { method, headers, body: payload }));
+  const text = await res.text();
+  let json: any = null;
+  try {
+    json = text ? JSON.parse(text) : null;
+  } catch {
+    json = null;
+  }
+  return { status: res.status, headers: res.headers, json, text };
+}
+
+export async function grant(accountId: string, body: Record<string, unknown>) {
+  const res = await call("POST", `/v1/accounts/${accountId}/grants`, {
+    grant_id: uid("g"),
+    type: "purchased",
+    ...body,
+  });
+  if (res.status !== 201) throw new Error(`grant failed: ${res.status} ${res.text}`);
+  return res.json;
+}
+
+export async function debit(accountId: string, amount: number, extra: Record<string, unknown> = {}) {
+  return call("POST", `/v1/accounts/${accountId}/debits`, { debit_id: uid("d"), amount, ...extra });
+}
+
+export async function balance(accountId: string, unit = "credits") {
+  const res = await call("GET", `/v1/accounts/${accountId}/balance?unit=${unit}`);
+  return res.json;
+}
+
+export async function ledgerEntries(accountId: string) {
+  const res = await call("GET", `/v1/accounts/${accountId}/ledger?limit=1000`);
+  return res.json.entries as any[];
+}
