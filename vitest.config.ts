@@ -23,7 +23,7 @@ export default defineConfig(async () => {
       setupFiles: ["./test/workers/setup.ts"],
       testTimeout: 60_000,
       // Ledger logs are one JSON line per write; show them only for failing tests.
-      silent: "passed-only",
+      silent: "passed-only" as const,
     },
   };
 });

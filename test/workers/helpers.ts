@@ -1,5 +1,7 @@
 /** Shared helpers for the Workers suites: HTTP calls through the real Worker entry. */
-import { exports } from "cloudflare:workers";
+import { runInDurableObject } from "cloudflare:test";
+import { env, exports } from "cloudflare:workers";
+import type { AccountLedger } from "../../src/account/account-do";
 
 export const ADMIN = "test-admin-token";
 let counter = 0;
@@ -58,3 +60,18 @@ export async function ledgerEntries(accountId: string) {
   const res = await call("GET", `/v1/accounts/${accountId}/ledger?limit=1000`);
   return res.json.entries as any[];
 }
+
+/** The account's Durable Object, for runInDurableObject / runDurableObjectAlarm. */
+export function ledgerStubFor(accountId: string) {
+  const ns = env.ACCOUNT;
+  return ns.get(ns.idFromName(accountId));
+}
+
+/** Moves one account's DO clock forward: no sleeping in consistency tests. */
+export async function advanceClock(accountId: string, ms: number) {
+  await runInDurableObject(ledgerStubFor(accountId), (instance: AccountLedger) => {
+    instance.clock.offsetMs += ms;
+  });
+}
+
+export const iso = (ms: number) => new Date(ms).toISOString();

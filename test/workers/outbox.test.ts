@@ -1,0 +1,102 @@
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import type { AccountLedger } from "../../src/account/account-do";
+import { balance, debit, grant, ledgerEntries, ledgerStubFor, uid } from "./helpers";
+
+/** A D1 whose writes fail: batch() and run() throw as during an outage. */
+function failingD1(real: D1Database): D1Database {
+  return new Proxy(real, {
+    get(target, prop, receiver) {
+      if (prop === "batch" || prop === "exec") {
+        return async () => {
+          throw new Error("D1_ERROR: injected outage");
+        };
+      }
+      return Reflect.get(target, prop, receiver);
+    },
+  });
+}
+
+async function d1Entries(accountId: string) {
+  const rows = await env.DB.prepare(
+    "SELECT entry_id, seq, kind, amount, held_delta, prev_hash, hash FROM ledger_entries WHERE account_id = ? ORDER BY seq",
+  )
+    .bind(accountId)
+    .all();
+  return rows.results;
+}
+
+describe("outbox to D1", () => {
+  it("debits succeed while D1 writes fail; once D1 recovers it holds exactly the DO's entries", async () => {
+    const a = uid();
+    await grant(a, { amount: 100 });
+    const stub = ledgerStubFor(a);
+    await runInDurableObject(stub, (inst: AccountLedger) => {
+      inst.d1 = failingD1(env.DB);
+    });
+    for (let i = 0; i < 30; i++) expect((await debit(a, 2)).status).toBe(200);
+    // The alarm tries, fails, and keeps everything for the next try.
+    await runDurableObjectAlarm(stub);
+    const during = await runInDurableObject(stub, (inst: AccountLedger) => inst.pendingOutbox());
+    expect(during).toBeGreaterThanOrEqual(31);
+    expect((await balance(a)).available).toBe(40);
+    const shippedDuring = await d1Entries(a);
+    expect(shippedDuring.length).toBeLessThan(31);
+
+    // D1 recovers: the outbox drains and D1 equals the DO, entry for entry.
+    await runInDurableObject(stub, async (inst: AccountLedger) => {
+      inst.d1 = env.DB;
+      await inst.drain();
+    });
+    const doEntries = await ledgerEntries(a);
+    const shipped = await d1Entries(a);
+    expect(shipped.map((r: any) => [r.entry_id, r.seq, r.kind, r.amount, r.held_delta, r.prev_hash, r.hash])).toEqual(
+      doEntries.map((e) => [e.entry_id, e.seq, e.kind, e.amount, e.held_delta, e.prev_hash, e.hash]),
+    );
+    const head = await env.DB.prepare("SELECT shipped_seq, head_hash FROM account_heads WHERE account_id = ?")
+      .bind(a)
+      .first();
+    expect(head).toEqual({ shipped_seq: 31, head_hash: doEntries[30].hash });
+  });
+
+  it("shipping the same batch twice writes nothing twice (INSERT OR IGNORE by entry id)", async () => {
+    const a = uid();
+    await grant(a, { amount: 10 });
+    await debit(a, 1);
+    const stub = ledgerStubFor(a);
+    await runInDurableObject(stub, async (inst: AccountLedger) => {
+      await inst.drain();
+    });
+    const first = await d1Entries(a);
+    // Re-ship every entry as if the outbox rows had survived a crash after D1 committed.
+    const entries = await ledgerEntries(a);
+    await runInDurableObject(stub, async (inst: AccountLedger, state) => {
+      for (const e of entries) {
+        state.storage.sql.exec("INSERT INTO outbox (topic, payload) VALUES ('entry', ?)", JSON.stringify(e));
+      }
+      await inst.drain();
+    });
+    expect(await d1Entries(a)).toEqual(first);
+  });
+
+  it("D1 refuses UPDATE and DELETE on ledger_entries; the DO refuses them on its entries", async () => {
+    const a = uid();
+    await grant(a, { amount: 10 });
+    const stub = ledgerStubFor(a);
+    await runInDurableObject(stub, async (inst: AccountLedger) => {
+      await inst.drain();
+    });
+    await expect(
+      env.DB.prepare("UPDATE ledger_entries SET amount = 1 WHERE account_id = ?").bind(a).run(),
+    ).rejects.toThrow(/append-only/);
+    await expect(env.DB.prepare("DELETE FROM ledger_entries WHERE account_id = ?").bind(a).run()).rejects.toThrow(
+      /append-only/,
+    );
+    await runInDurableObject(stub, (_inst: AccountLedger, state) => {
+      expect(() => state.storage.sql.exec("UPDATE entries SET amount = 1")).toThrow(/immutable/);
+      expect(() => state.storage.sql.exec("DELETE FROM entries")).toThrow(/immutable/);
+    });
+    expect((await d1Entries(a)).length).toBe(1);
+  });
+});
