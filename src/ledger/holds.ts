@@ -69,7 +69,8 @@ export function planCloseHold(
       effectiveAtMs: nowMs,
     };
     if (hold.kind === "receipt") {
-      plan.entries.push({ ...base, kind: settleKind, amount: -c, heldDelta: -alloc.amount });
+      // 0 - c, not -c: an unused receipt must write amount 0, never -0.
+      plan.entries.push({ ...base, kind: settleKind, amount: 0 - c, heldDelta: -alloc.amount });
     } else {
       if (c > 0) plan.entries.push({ ...base, kind: settleKind, amount: -c, heldDelta: -c });
       if (r > 0) plan.entries.push({ ...base, kind: "hold.released", amount: 0, heldDelta: -r });
@@ -82,7 +83,9 @@ export function planCloseHold(
           ? "grant.expired"
           : null;
     if (dead !== null && r > 0) {
-      plan.entries.push({ ...base, kind: dead, amount: -r, heldDelta: 0, ref: null });
+      // API.md: a grant.expired entry is dated at the lot's expiry, whenever it is written.
+      const effectiveAtMs = dead === "grant.expired" && lot.expiresAtMs !== null ? lot.expiresAtMs : nowMs;
+      plan.entries.push({ ...base, kind: dead, amount: -r, heldDelta: 0, ref: null, effectiveAtMs });
       next = { ...next, remaining: next.remaining - r };
     }
     plan.lots.push(next);
