@@ -1,0 +1,23 @@
+/** Types for wrangler.mjs, so TypeScript tests and tools can import it. */
+import type { ChildProcess } from "node:child_process";
+
+export function wranglerEnv(extra?: Record<string, string>): NodeJS.ProcessEnv;
+export function runWrangler(args: string[], opts?: { echo?: boolean }): Promise<{ code: number; output: string }>;
+export function applyLocalMigrations(opts?: { persistTo?: string; echo?: boolean }): Promise<string>;
+export function startWranglerDev(opts: {
+  port: number;
+  ip?: string;
+  persistTo?: string;
+  envFile?: string;
+  inspectorPort?: number;
+  detached?: boolean;
+  stdio?: "inherit" | "pipe";
+  extraArgs?: string[];
+}): ChildProcess;
+export function freePort(host?: string): Promise<number>;
+export function portIsFree(port: number, host?: string): Promise<boolean>;
+export function waitForHealth(
+  url: string,
+  opts?: { child?: ChildProcess; timeoutMs?: number; intervalMs?: number },
+): Promise<void>;
+export function stopWrangler(child: ChildProcess, graceMs?: number): Promise<void>;

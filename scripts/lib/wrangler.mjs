@@ -1,0 +1,165 @@
+/**
+ * Running the project's own wrangler from Node scripts and test setup:
+ * migrations without prompts, `wrangler dev` in its own process group, a
+ * health wait, and a reliable stop. Used by scripts/dev.mjs and test/e2e.
+ */
+import { spawn } from "node:child_process";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { REPO_ROOT } from "./devvars.mjs";
+
+const WRANGLER_JS = join(REPO_ROOT, "node_modules", "wrangler", "bin", "wrangler.js");
+
+/**
+ * The environment wrangler runs with: CI=1 makes every confirmation prompt
+ * (e.g. `d1 migrations apply`) take its default instead of waiting on stdin,
+ * and metrics stay off because the machine may have no internet.
+ */
+export function wranglerEnv(extra = {}) {
+  return { ...process.env, CI: "1", WRANGLER_SEND_METRICS: "false", FORCE_COLOR: "0", ...extra };
+}
+
+/**
+ * Runs `wrangler <args>` to completion with stdin closed.
+ * Resolves with the exit code and the combined output; never rejects on a non-zero exit.
+ */
+export function runWrangler(args, { echo = false } = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [WRANGLER_JS, ...args], {
+      cwd: REPO_ROOT,
+      env: wranglerEnv(),
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    const collect = (chunk) => {
+      output += chunk;
+      if (echo) process.stdout.write(chunk);
+    };
+    child.stdout.on("data", collect);
+    child.stderr.on("data", collect);
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code: code ?? 1, output }));
+  });
+}
+
+/** Applies every pending D1 migration to the local database (in `persistTo` when given). */
+export async function applyLocalMigrations({ persistTo, echo = false } = {}) {
+  const args = ["d1", "migrations", "apply", "DB", "--local"];
+  if (persistTo) args.push("--persist-to", persistTo);
+  const result = await runWrangler(args, { echo });
+  if (result.code !== 0) {
+    throw new Error(`wrangler ${args.join(" ")} failed (exit ${result.code}):\n${result.output}`);
+  }
+  return result.output;
+}
+
+/**
+ * Starts `wrangler dev` on `ip:port`. With `detached` the process leads its
+ * own group, so stopWrangler() also ends the workerd it spawns.
+ * `stdio` is passed to spawn: "inherit" for a terminal, "pipe" to capture.
+ */
+export function startWranglerDev({
+  port,
+  ip = "127.0.0.1",
+  persistTo,
+  envFile,
+  inspectorPort,
+  detached = false,
+  stdio = "inherit",
+  extraArgs = [],
+}) {
+  const args = ["dev", "--ip", ip, "--port", String(port), "--show-interactive-dev-session=false"];
+  if (persistTo) args.push("--persist-to", persistTo);
+  if (envFile) args.push("--env-file", envFile);
+  if (inspectorPort) args.push("--inspector-port", String(inspectorPort));
+  args.push(...extraArgs);
+  return spawn(process.execPath, [WRANGLER_JS, ...args], {
+    cwd: REPO_ROOT,
+    env: wranglerEnv(),
+    stdio: stdio === "inherit" ? ["ignore", "inherit", "inherit"] : ["ignore", "pipe", "pipe"],
+    detached,
+  });
+}
+
+/** A TCP port that was free a moment ago on `host`. */
+export function freePort(host = "127.0.0.1") {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on("error", reject);
+    server.listen(0, host, () => {
+      const address = server.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** True when nothing listens on `host:port` (so wrangler can take it). */
+export function portIsFree(port, host = "127.0.0.1") {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.unref();
+    server.once("error", () => resolve(false));
+    server.listen(port, host, () => server.close(() => resolve(true)));
+  });
+}
+
+/**
+ * Polls `${url}/v1/health` until it answers 200 with `{"ok": true}`.
+ * Rejects when `child` exits first or after `timeoutMs`.
+ */
+export async function waitForHealth(url, { child, timeoutMs = 90_000, intervalMs = 250 } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  let exited = null;
+  const onExit = (code, signal) => {
+    exited = { code, signal };
+  };
+  child?.once("exit", onExit);
+  try {
+    while (Date.now() < deadline) {
+      if (exited) throw new Error(`wrangler dev exited (code ${exited.code}, signal ${exited.signal}) before healthy`);
+      try {
+        const res = await fetch(`${url}/v1/health`, { signal: AbortSignal.timeout(2_000) });
+        if (res.ok && (await res.json()).ok === true) return;
+      } catch {
+        // not listening yet
+      }
+      await new Promise((r) => setTimeout(r, intervalMs));
+    }
+    throw new Error(`${url}/v1/health did not answer within ${timeoutMs} ms`);
+  } finally {
+    child?.off("exit", onExit);
+  }
+}
+
+function signalGroup(child, signal) {
+  if (child.pid === undefined) return;
+  try {
+    // A negative pid signals the whole process group (wrangler and its workerd).
+    process.kill(-child.pid, signal);
+  } catch {
+    try {
+      child.kill(signal);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/**
+ * Stops a detached wrangler: SIGTERM to its process group, SIGKILL after
+ * `graceMs` if it is still there. Resolves once the process has exited.
+ */
+export async function stopWrangler(child, graceMs = 5_000) {
+  if (child.exitCode !== null || child.signalCode !== null) {
+    signalGroup(child, "SIGKILL"); // the leader is gone; make sure its workerd is too
+    return;
+  }
+  const exited = new Promise((r) => child.once("exit", r));
+  signalGroup(child, "SIGTERM");
+  const timer = setTimeout(() => signalGroup(child, "SIGKILL"), graceMs);
+  await exited;
+  clearTimeout(timer);
+  signalGroup(child, "SIGKILL");
+}
