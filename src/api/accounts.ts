@@ -1,7 +1,17 @@
 /** /v1/accounts/{account_id}: the account record and its balance. */
 import { z } from "@hono/zod-openapi";
 import { ApiError } from "../errors";
-import { type AppContext, ledgerOf, pathId, READERS, requireRole, send, validBody, validQuery } from "./context";
+import {
+  type AppContext,
+  BALANCE_READERS,
+  ledgerOf,
+  pathId,
+  READERS,
+  requireRole,
+  send,
+  validBody,
+  validQuery,
+} from "./context";
 import { resource, route } from "./route";
 import {
   AccountIdParam,
@@ -109,7 +119,7 @@ route(
     responses: { 200: json(BalanceSchema), ...problems(400, 401, 404) },
   },
   async (c) => {
-    requireRole(c, READERS);
+    requireRole(c, BALANCE_READERS);
     const accountId = pathId(c, "account_id");
     const q = validQuery(c, BalanceQuery);
     const asOfMs = q.as_of === undefined ? null : (parseTime(q.as_of) as number);

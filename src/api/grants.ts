@@ -80,9 +80,12 @@ export const GrantSchema = z
 
 const GrantResult = z.object({ grant: GrantSchema, balance: BalanceSchema });
 
+/** Roles that may issue some grant; checked before the body so others learn nothing from it. */
+const GRANTERS = ["admin", "finance", "support", "marketing"] as const;
+
 /** support may issue compensatory, marketing promotional, each within the key's limit. */
 function checkGrantPermission(c: AppContext, type: CreditType, amount: number): void {
-  const caller = requireRole(c, ["admin", "finance", "support", "marketing"]);
+  const caller = requireRole(c, GRANTERS);
   const allowed: Partial<Record<typeof caller.role, CreditType>> = {
     support: "compensatory",
     marketing: "promotional",
@@ -112,6 +115,7 @@ route(
     responses: { 201: json(GrantResult, "Created"), ...problems(400, 401, 403, 409, 413, 415) },
   },
   async (c) => {
+    requireRole(c, GRANTERS);
     const accountId = pathId(c, "account_id");
     const input = validBody(c, GrantInputSchema);
     checkGrantPermission(c, input.type, input.amount);

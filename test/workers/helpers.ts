@@ -1,7 +1,8 @@
 /** Shared helpers for the Workers suites: HTTP calls through the real Worker entry. */
-import { runInDurableObject } from "cloudflare:test";
-import { env, exports } from "cloudflare:workers";
+import { createExecutionContext, runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import type { AccountLedger } from "../../src/account/account-do";
+import worker from "../../src/index";
 
 export const ADMIN = "test-admin-token";
 let counter = 0;
@@ -26,7 +27,10 @@ export async function call(method: string, path: string, body?: unknown, opts: C
   if (payload !== undefined && !Object.keys(headers).some((h) => h.toLowerCase() === "content-type")) {
     headers["content-type"] = "application/json";
   }
-  const res = await exports.default.fetch(new Request(`http://gate.test${path}`, { method, headers, body: payload }));
+  // The Worker's own fetch handler, called directly: the pool's `exports.default`
+  // wraps one more proxy per call and slows down quadratically within a file.
+  const req = new Request(`http://gate.test${path}`, { method, headers, body: payload });
+  const res = await worker.fetch(req, env, createExecutionContext());
   const text = await res.text();
   let json: any = null;
   try {

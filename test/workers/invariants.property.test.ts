@@ -185,7 +185,7 @@ describe("ledger invariants against the real Durable Object", () => {
         for (const c of cmds) await run(accountId, c, grants, holds);
         await checkInvariants(accountId);
       }),
-      { numRuns: 25 },
+      { numRuns: 60 },
     );
   });
 
