@@ -1,6 +1,16 @@
 /** /v1/accounts/{account_id}/holds: two-phase reservations. */
 import { z } from "@hono/zod-openapi";
-import { bodyHash, idempotencyOf, ledgerOf, opContext, pathId, READERS, requireRole, send, validBody } from "./context";
+import {
+  BALANCE_READERS,
+  bodyHash,
+  idempotencyOf,
+  ledgerOf,
+  opContext,
+  pathId,
+  requireRole,
+  send,
+  validBody,
+} from "./context";
 import { resource, route } from "./route";
 import { AccountIdParam, Amount, AppliedSchema, BalanceSchema, Id, json, problems, Unit } from "./schemas";
 
@@ -96,7 +106,7 @@ route(
     },
   },
   async (c) => {
-    requireRole(c, READERS);
+    requireRole(c, BALANCE_READERS);
     const accountId = pathId(c, "account_id");
     return send(c, await ledgerOf(c, accountId).holdStatus(accountId, pathId(c, "hold_id")));
   },

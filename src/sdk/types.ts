@@ -1,0 +1,254 @@
+/**
+ * The HTTP contract's shapes (../shared/API.md), written out by hand so the
+ * SDK depends on nothing but `fetch` and `jose`.
+ */
+
+export type CreditType = "promotional" | "compensatory" | "purchased";
+export type Role = "admin" | "finance" | "support" | "marketing" | "gateway" | "viewer";
+export type SortKey = "priority" | "expires_at" | "type" | "effective_at" | "created";
+export type HoldOnExpiry = "release" | "capture";
+/** RFC 3339 text, e.g. `2026-11-25T07:31:00.000Z`. */
+export type Rfc3339 = string;
+
+export interface Balance {
+  account_id: string;
+  unit: string;
+  as_of: Rfc3339;
+  available: number;
+  held: number;
+  by_type: Record<CreditType, number>;
+  expiring: { grant_id: string; amount: number; expires_at: Rfc3339 }[];
+  pending: { grant_id: string; amount: number; effective_at: Rfc3339 }[];
+}
+
+export interface Applied {
+  grant_id: string;
+  type: CreditType;
+  amount: number;
+}
+
+export interface AccountInput {
+  name?: string | null;
+  parent_id?: string | null;
+  verified?: boolean;
+  metadata?: Record<string, string> | null;
+  low_balance?: Record<string, number> | null;
+}
+
+export interface Account {
+  account_id: string;
+  name: string | null;
+  parent_id: string | null;
+  verified: boolean;
+  metadata: Record<string, string> | null;
+  low_balance: Record<string, number> | null;
+  created_at: Rfc3339;
+  updated_at: Rfc3339;
+}
+
+export interface GrantInput {
+  grant_id?: string;
+  amount: number;
+  unit?: string;
+  type: CreditType;
+  priority?: number;
+  effective_at?: Rfc3339;
+  expires_at?: Rfc3339 | null;
+  source?: string | null;
+  reason?: string | null;
+  campaign?: string | null;
+  incident_id?: string | null;
+  cost_basis?: { amount: number; currency: string } | null;
+  metadata?: Record<string, string> | null;
+}
+
+export type GrantStatus = "active" | "pending" | "expired" | "depleted" | "voided";
+
+export interface Grant {
+  grant_id: string;
+  amount: number;
+  unit: string;
+  type: CreditType;
+  priority: number;
+  effective_at: Rfc3339;
+  expires_at: Rfc3339 | null;
+  source: string | null;
+  reason: string | null;
+  campaign: string | null;
+  incident_id: string | null;
+  cost_basis: { amount: number; currency: string } | null;
+  metadata: Record<string, string> | null;
+  source_grant_id: string | null;
+  remaining: number;
+  held: number;
+  status: GrantStatus;
+  created_at: Rfc3339;
+  voided_at: Rfc3339 | null;
+}
+
+export interface GrantResult {
+  grant: Grant;
+  balance: Balance;
+}
+
+export interface DebitInput {
+  debit_id?: string;
+  amount: number;
+  unit?: string;
+  metadata?: Record<string, string>;
+}
+
+export interface DebitResult {
+  debit_id: string;
+  amount: number;
+  unit: string;
+  applied: Applied[];
+  balance: Balance;
+}
+
+export interface HoldInput {
+  hold_id?: string;
+  amount: number;
+  unit?: string;
+  ttl_seconds?: number;
+}
+
+export interface HoldCreated {
+  hold_id: string;
+  amount: number;
+  unit: string;
+  status: "open";
+  expires_at: Rfc3339;
+  applied: Applied[];
+  balance: Balance;
+}
+
+export interface HoldClosed {
+  hold_id: string;
+  status: "captured" | "released";
+  captured?: number;
+  released: number;
+  balance: Balance;
+}
+
+export interface HoldState {
+  hold_id: string;
+  unit: string;
+  amount: number;
+  status: "open" | "captured" | "released";
+  expires_at: Rfc3339;
+  captured: number;
+  released: number;
+  created_at: Rfc3339;
+  closed_at: Rfc3339 | null;
+}
+
+export interface ReceiptInput {
+  receipt_id?: string;
+  amount: number;
+  unit?: string;
+  ttl_seconds?: number;
+  audience?: string;
+}
+
+export interface ReceiptCreated {
+  receipt_id: string;
+  /** The ES256 JWT to present instead of calling the gate. */
+  receipt: string;
+  amount: number;
+  unit: string;
+  expires_at: Rfc3339;
+  applied: Applied[];
+  balance: Balance;
+}
+
+export interface SettleInput {
+  receipt: string;
+  used: number;
+}
+
+export interface SettleResult {
+  receipt_id: string;
+  used: number;
+  released: number;
+  balance: Balance;
+}
+
+export interface Entry {
+  account_id: string;
+  seq: number;
+  entry_id: string;
+  txn_id: string;
+  kind: string;
+  unit: string;
+  amount: number;
+  held_delta: number;
+  grant_id: string | null;
+  credit_type: CreditType | null;
+  ref: string | null;
+  actor: string;
+  reason: string | null;
+  effective_at: Rfc3339;
+  recorded_at: Rfc3339;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface LedgerPage {
+  entries: Entry[];
+  next_after_seq: number | null;
+}
+
+export interface Policy {
+  order: SortKey[];
+  type_order: CreditType[];
+  require_verified_for_promotional: boolean;
+  hold_on_expiry: HoldOnExpiry;
+}
+
+/** Account overrides: a field set to null drops the override. */
+export type PolicyOverridesPatch = { [K in keyof Policy]?: Policy[K] | null };
+
+export interface ApiKeyInput {
+  name: string;
+  role: Role;
+  max_grant_amount?: number | null;
+}
+
+export interface ApiKey {
+  id: string;
+  name: string;
+  role: Role;
+  max_grant_amount: number | null;
+  created_at: Rfc3339;
+  revoked_at: Rfc3339 | null;
+}
+
+export interface ApiKeyCreated extends ApiKey {
+  /** Shown once; stored hashed by the gate. */
+  key: string;
+}
+
+export interface PublicJwk {
+  kty: "EC";
+  crv: "P-256";
+  x: string;
+  y: string;
+  kid: string;
+  alg: "ES256";
+  use: "sig";
+}
+
+export interface Jwks {
+  keys: PublicJwk[];
+}
+
+/**
+ * What to do when the gate cannot be reached (network error or timeout after
+ * the client's retries). `closed` refuses the request; `open` admits it and
+ * flags it so the usage is collected once the gate is back. Default: closed.
+ */
+export type FailMode = "closed" | "open";
+
+/** Keeps background work alive past the response (a Worker's `ctx.waitUntil`). */
+export type WaitUntil = (promise: Promise<unknown>) => void;
