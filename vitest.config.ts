@@ -15,6 +15,10 @@ export default defineConfig(async () => {
             RECEIPT_SIGNING_KEYS: JSON.stringify(await testSigningKeys()),
             TEST_MIGRATIONS: migrations,
           },
+          // Outbound HTTP (webhook deliveries) reaches a local receiver instead of the network.
+          outboundService: "webhook-receiver",
+          serviceBindings: { WEBHOOK_RECEIVER: "webhook-receiver" },
+          workers: [{ name: "webhook-receiver", modules: true, scriptPath: "./test/support/webhook-receiver.js" }],
         },
       }),
     ],

@@ -1,6 +1,7 @@
 /** Worker entry: wiring only. */
 import { buildApp } from "./api/app";
 import { runScheduled } from "./cron/scheduled";
+import { deliverWebhooks } from "./webhooks/deliver";
 
 export { AccountLedger } from "./account/account-do";
 
@@ -9,4 +10,5 @@ const app = buildApp();
 export default {
   fetch: app.fetch,
   scheduled: runScheduled,
+  queue: deliverWebhooks,
 } satisfies ExportedHandler<Env>;

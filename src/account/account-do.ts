@@ -8,15 +8,19 @@ import { DurableObject } from "cloudflare:workers";
 import { loadGlobalPolicy } from "../db/settings";
 import type { Problem } from "../errors";
 import {
+  type AlertRecord,
   type Applied,
+  alertRecords,
   appliedView,
   balanceOf,
   balanceView,
   canonicalJson,
+  type DoSnapshot,
   type Entry,
   type EntryDraft,
   effectivePolicy,
   entryHash,
+  expiredAlerts,
   GENESIS_HASH,
   grantView,
   type Hold,
@@ -24,7 +28,9 @@ import {
   iso,
   type LedgerError,
   type Lot,
+  type LowBalanceState,
   lotStatus,
+  lowBalanceCrossings,
   mergeOverrides,
   nextExpiryMs,
   type Policy,
@@ -36,8 +42,10 @@ import {
   planReserve,
   planVoid,
   replayLots,
+  totalsOf,
 } from "../ledger";
 import { log } from "../log";
+import { dispatchAlerts } from "../webhooks/dispatch";
 import { type Outbox, shipOutbox } from "./outbox";
 import { entryFromRow, holdFromRow, lotFromRow, SCHEMA, writeEntry, writeHold, writeLot } from "./storage";
 import type {
@@ -63,7 +71,25 @@ interface Mutation {
   idempotency?: { scope: Scope; key: string; bodyHash: string; status: number; body: Json };
 }
 
+/**
+ * The outbox ships this long after a write, so a busy account sends one D1
+ * batch for many writes instead of one per write. D1 history lags by this
+ * much; the gate never waits for it.
+ */
+export const OUTBOX_DELAY_MS = 250;
+
 const refuse = (problem: Problem): Outcome => ({ ok: false, problem });
+
+/**
+ * The D1 grant index only needs what the cron searches by: a new lot, a void,
+ * and whether anything unheld is left (expiry has work to do). Ordinary draws
+ * that leave the lot open do not touch it, which keeps D1 writes per debit low.
+ */
+function indexChanged(before: Lot | undefined, after: Lot): boolean {
+  if (!before) return true;
+  if (before.voidedAtMs !== after.voidedAtMs) return true;
+  return (before.remaining - before.held === 0) !== (after.remaining - after.held === 0);
+}
 
 function fromLedgerError(e: LedgerError): Problem {
   if (e.code === "insufficient_credits") {
@@ -82,6 +108,8 @@ export class AccountLedger extends DurableObject<Env> {
   private readonly openHolds = new Map<string, Hold>();
   private account: AccountRecord | null = null;
   private overrides: PolicyOverrides = {};
+  /** Units whose balance.low alert has fired and not re-armed yet. */
+  private lowBalance: LowBalanceState = {};
   private headSeq = 0;
   private headHash = GENESIS_HASH;
   private alarmAtMs: number | null = null;
@@ -115,6 +143,7 @@ export class AccountLedger extends DurableObject<Env> {
     }
     this.account = this.readMeta<AccountRecord>("account");
     this.overrides = this.readMeta<PolicyOverrides>("policy") ?? {};
+    this.lowBalance = this.readMeta<LowBalanceState>("low_balance_state") ?? {};
   }
 
   private readMeta<T>(key: string): T | null {
@@ -155,12 +184,16 @@ export class AccountLedger extends DurableObject<Env> {
       created_at: prev?.created_at ?? iso(nowMs),
       updated_at: iso(nowMs),
     };
+    // A new threshold above the balance is a crossing too; one below re-arms.
+    const raised = this.alertsFor(accountId, next.low_balance, [], this.lots, nowMs, `alert_${crypto.randomUUID()}`);
     this.ctx.storage.transactionSync(() => {
       this.writeMeta("account", next);
       this.enqueue({ topic: "account", payload: next });
+      this.writeAlerts(raised);
     });
     this.account = next;
-    this.scheduleAlarm(nowMs);
+    this.lowBalance = raised.lowBalance;
+    this.scheduleAlarm(nowMs + OUTBOX_DELAY_MS);
     return { ok: true, status: created ? 201 : 200, body: next as unknown as Json, replayed: false };
   }
 
@@ -512,10 +545,21 @@ export class AccountLedger extends DurableObject<Env> {
     const first = this.recall(scope, { key: holdId, bodyHash });
     if (first) return first;
     const hold = this.getHold(holdId);
-    if (!hold || hold.kind !== "hold")
-      return refuse({ code: "hold_not_found", detail: `hold ${holdId} does not exist` });
-    if (hold.status !== "open")
-      return refuse({ code: "hold_closed", detail: `hold ${holdId} is already ${hold.status}` });
+    if (hold?.kind !== "hold") return refuse({ code: "hold_not_found", detail: `hold ${holdId} does not exist` });
+    if (hold.status !== "open") {
+      // Closed by the deadline sweep the same way: answer as that close did, moving nothing.
+      const same =
+        action === "release"
+          ? hold.status === "released"
+          : hold.status === "captured" && (capture ?? hold.amount) === hold.captured;
+      if (!same) return refuse({ code: "hold_closed", detail: `hold ${holdId} is already ${hold.status}` });
+      const balance = this.balanceJson(ctx.accountId, hold.unit, this.now());
+      const body: Json =
+        action === "capture"
+          ? { hold_id: holdId, status: hold.status, captured: hold.captured, released: hold.released, balance }
+          : { hold_id: holdId, status: hold.status, released: hold.released, balance };
+      return { ok: true, status: 200, body, replayed: true };
+    }
     const amount = action === "release" ? 0 : (capture ?? hold.amount);
     if (amount > hold.amount) {
       return refuse({ code: "invalid_amount", detail: `capture may not exceed the held ${hold.amount}` });
@@ -627,6 +671,14 @@ export class AccountLedger extends DurableObject<Env> {
     const staged = new Map(this.lots);
     for (const lot of m.lots ?? []) staged.set(lot.grantId, lot);
     const body = respond(staged) as Json;
+    const raised = this.alertsFor(
+      m.ctx.accountId,
+      this.account?.low_balance ?? null,
+      m.entries,
+      staged,
+      nowMs,
+      `alert_${txnId}`,
+    );
     this.ctx.storage.transactionSync(() => {
       if (createsAccount) this.ensureAccount(m.ctx.accountId, nowMs);
       for (const lot of m.lots ?? []) writeLot(this.sql, lot);
@@ -635,8 +687,11 @@ export class AccountLedger extends DurableObject<Env> {
         writeEntry(this.sql, entry);
         this.enqueue({ topic: "entry", payload: entry });
       }
+      this.writeAlerts(raised);
       for (const lot of m.lots ?? []) {
-        this.enqueue({ topic: "grant", payload: { account_id: m.ctx.accountId, ...grantView(lot, nowMs) } });
+        if (indexChanged(this.lots.get(lot.grantId), lot)) {
+          this.enqueue({ topic: "grant", payload: { account_id: m.ctx.accountId, ...grantView(lot, nowMs) } });
+        }
       }
       if (remember) {
         this.sql.exec(
@@ -657,7 +712,8 @@ export class AccountLedger extends DurableObject<Env> {
     }
     this.headSeq = seq;
     this.headHash = prevHash;
-    this.scheduleAlarm(nowMs);
+    this.lowBalance = raised.lowBalance;
+    this.scheduleAlarm(nowMs + OUTBOX_DELAY_MS);
     log({
       event: "ledger.write",
       request_id: m.ctx.requestId,
@@ -668,6 +724,31 @@ export class AccountLedger extends DurableObject<Env> {
       head_seq: seq,
     });
     return { ok: true, status: remember?.status ?? 200, body, replayed: false };
+  }
+
+  /** The alerts a change raises (balance.low crossings, credits.expired): rules in src/ledger/alerts.ts. */
+  private alertsFor(
+    accountId: string,
+    thresholds: Record<string, number> | null,
+    drafts: readonly EntryDraft[],
+    lots: ReadonlyMap<string, Lot>,
+    nowMs: number,
+    idPrefix: string,
+  ): { alerts: AlertRecord[]; lowBalance: LowBalanceState; lowChanged: boolean } {
+    const low = lowBalanceCrossings(
+      thresholds,
+      this.lowBalance,
+      (unit) => balanceOf(lots.values(), unit, nowMs).available,
+      nowMs,
+    );
+    const alerts = alertRecords([...low.alerts, ...expiredAlerts(drafts, nowMs)], accountId, idPrefix);
+    return { alerts, lowBalance: low.state, lowChanged: low.changed };
+  }
+
+  /** Inside a transaction: alerts ride the outbox to D1 like entries. */
+  private writeAlerts(raised: { alerts: AlertRecord[]; lowBalance: LowBalanceState; lowChanged: boolean }): void {
+    for (const alert of raised.alerts) this.enqueue({ topic: "alert", payload: alert });
+    if (raised.lowChanged) this.writeMeta("low_balance_state", raised.lowBalance);
   }
 
   private enqueue(item: Outbox): void {
@@ -686,7 +767,7 @@ export class AccountLedger extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     this.alarmAtMs = null;
     this.expireAndSweep(await loadGlobalPolicy(this.d1));
-    const shipped = await shipOutbox(this.sql, this.d1, this.account?.account_id ?? null);
+    const shipped = await shipOutbox(this.sql, this.d1, this.account?.account_id ?? null, this.onAlerts);
     if (!shipped.ok) {
       this.shipFailures++;
       const backoffMs = Math.min(300_000, 1000 * 2 ** Math.min(this.shipFailures, 9));
@@ -710,7 +791,7 @@ export class AccountLedger extends DurableObject<Env> {
   /** Drains the outbox now (tests and the cron re-drive call this). */
   async drain(): Promise<{ ok: boolean; pending: number }> {
     for (let i = 0; i < 100; i++) {
-      const shipped = await shipOutbox(this.sql, this.d1, this.account?.account_id ?? null);
+      const shipped = await shipOutbox(this.sql, this.d1, this.account?.account_id ?? null, this.onAlerts);
       if (!shipped.ok) return { ok: false, pending: this.pendingOutbox() };
       if (!shipped.more) break;
     }
@@ -719,6 +800,19 @@ export class AccountLedger extends DurableObject<Env> {
 
   pendingOutbox(): number {
     return Number(this.sql.exec("SELECT count(*) AS n FROM outbox").one().n);
+  }
+
+  /** Shipped alerts fan out to webhooks at once; the cron's dispatch job catches any this misses. */
+  private readonly onAlerts = (ids: string[]) => dispatchAlerts(this.d1, this.env.WEBHOOK_QUEUE, { ids });
+
+  /** What reconciliation compares with D1's replay: head, unshipped rows, lots summed per unit and type. */
+  reconcileState(): DoSnapshot {
+    return {
+      seq: this.headSeq,
+      hash: this.headHash,
+      pending: this.pendingOutbox(),
+      totals: totalsOf(this.lots.values()),
+    };
   }
 
   /** Head of the chain: what reconciliation compares with D1. */

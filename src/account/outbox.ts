@@ -3,16 +3,20 @@
  * IGNORE keyed by entry_id, so a batch that is shipped twice (a crash after
  * D1 committed but before the outbox rows were deleted) writes nothing twice.
  */
-import type { Entry } from "../ledger";
+import type { AlertRecord, Entry } from "../ledger";
 
 export type Outbox =
   | { topic: "entry"; payload: Entry }
   | { topic: "account"; payload: object }
-  | { topic: "grant"; payload: object };
+  | { topic: "grant"; payload: object }
+  | { topic: "alert"; payload: AlertRecord };
+
+/** Called with the ids of alerts a batch shipped, after D1 committed (webhook fan-out). */
+export type OnAlerts = (alertIds: string[]) => Promise<unknown>;
 
 export const OUTBOX_BATCH = 50;
 
-type Shipped = { ok: true; more: boolean; count: number } | { ok: false; error: string };
+type Shipped = { ok: true; more: boolean; count: number; alertIds: string[] } | { ok: false; error: string };
 
 const ms = (iso: unknown): number | null => (typeof iso === "string" ? Date.parse(iso) : null);
 
@@ -96,17 +100,33 @@ function grantStatement(db: D1Database, g: Record<string, unknown>): D1PreparedS
     );
 }
 
+/** Alerts are INSERT OR IGNORE'd by id: a re-shipped row is the same alert. */
+function alertStatement(db: D1Database, a: AlertRecord): D1PreparedStatement {
+  return db
+    .prepare(
+      `INSERT OR IGNORE INTO alerts (id, type, account_id, unit, data, created_at_ms, recorded_at_ms)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    )
+    .bind(a.id, a.type, a.account_id, a.unit, JSON.stringify(a.data), Date.parse(a.created_at), Date.now());
+}
+
 /**
  * Ships up to one batch. Deletes the shipped outbox rows only after D1
  * committed; a failure leaves them for the next try.
  */
-export async function shipOutbox(sql: SqlStorage, db: D1Database, accountId: string | null): Promise<Shipped> {
+export async function shipOutbox(
+  sql: SqlStorage,
+  db: D1Database,
+  accountId: string | null,
+  onAlerts?: OnAlerts,
+): Promise<Shipped> {
   const rows = sql.exec("SELECT id, topic, payload FROM outbox ORDER BY id LIMIT ?", OUTBOX_BATCH + 1).toArray();
-  if (rows.length === 0) return { ok: true, more: false, count: 0 };
+  if (rows.length === 0) return { ok: true, more: false, count: 0, alertIds: [] };
   const batch = rows.slice(0, OUTBOX_BATCH);
   const statements: D1PreparedStatement[] = [];
   let shippedSeq = 0;
   let shippedHash = "";
+  const alertIds: string[] = [];
   for (const row of batch) {
     const payload = JSON.parse(String(row.payload)) as Record<string, unknown>;
     switch (String(row.topic)) {
@@ -123,17 +143,30 @@ export async function shipOutbox(sql: SqlStorage, db: D1Database, accountId: str
       case "grant":
         statements.push(grantStatement(db, payload));
         break;
+      case "alert": {
+        const a = payload as unknown as AlertRecord;
+        statements.push(alertStatement(db, a));
+        alertIds.push(a.id);
+        break;
+      }
     }
   }
   if (accountId !== null && shippedSeq > 0) {
+    // The DO's head and earliest open hold deadline right now: the cron compares
+    // known_seq with shipped_seq to find stuck outboxes, and sweeps by the deadline.
+    const knownSeq = Number(sql.exec("SELECT COALESCE(MAX(seq), 0) AS s FROM entries").one().s);
+    const deadline = sql.exec("SELECT MIN(expires_at_ms) AS d FROM holds WHERE status = 'open'").one().d;
     statements.push(
       db
         .prepare(
-          `INSERT INTO account_heads (account_id, shipped_seq, head_hash, updated_at_ms) VALUES (?, ?, ?, ?)
+          `INSERT INTO account_heads (account_id, shipped_seq, head_hash, updated_at_ms, known_seq, next_hold_deadline_ms)
+           VALUES (?, ?, ?, ?, ?, ?)
            ON CONFLICT (account_id) DO UPDATE SET shipped_seq = excluded.shipped_seq, head_hash = excluded.head_hash,
-            updated_at_ms = excluded.updated_at_ms WHERE excluded.shipped_seq > account_heads.shipped_seq`,
+            updated_at_ms = excluded.updated_at_ms, known_seq = excluded.known_seq,
+            next_hold_deadline_ms = excluded.next_hold_deadline_ms
+           WHERE excluded.shipped_seq > account_heads.shipped_seq`,
         )
-        .bind(accountId, shippedSeq, shippedHash, Date.now()),
+        .bind(accountId, shippedSeq, shippedHash, Date.now(), knownSeq, deadline === null ? null : Number(deadline)),
     );
   }
   try {
@@ -143,5 +176,9 @@ export async function shipOutbox(sql: SqlStorage, db: D1Database, accountId: str
   }
   const lastId = Number(batch[batch.length - 1]?.id);
   sql.exec("DELETE FROM outbox WHERE id <= ?", lastId);
-  return { ok: true, more: rows.length > OUTBOX_BATCH, count: batch.length };
+  if (alertIds.length > 0 && onAlerts) {
+    // Best effort: an alert left undispatched is picked up by the cron's dispatch job.
+    await onAlerts(alertIds).catch(() => undefined);
+  }
+  return { ok: true, more: rows.length > OUTBOX_BATCH, count: batch.length, alertIds };
 }

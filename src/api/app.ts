@@ -2,6 +2,7 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { ApiError } from "../errors";
 import { accounts } from "./accounts";
+import { alerts } from "./alerts";
 import { apiKeys } from "./api-keys";
 import type { AppEnv } from "./context";
 import { debits } from "./debits";
@@ -11,6 +12,9 @@ import { holds } from "./holds";
 import { ledger } from "./ledger";
 import { auth, bodyGuard, onError, requestId } from "./middleware";
 import { policy } from "./policy";
+import { receipts } from "./receipts";
+import { reconciliation } from "./reconciliation";
+import { webhooks } from "./webhooks";
 
 export const OPENAPI_INFO = {
   openapi: "3.1.0",
@@ -21,15 +25,29 @@ export function buildApp(): OpenAPIHono<AppEnv> {
   const app = new OpenAPIHono<AppEnv>();
   app.use("*", requestId);
   app.onError(onError);
-  app.notFound(() => {
-    throw new ApiError("not_found", "no such route");
-  });
+  // Answered, not thrown: a throw here skips the requestId middleware's epilogue
+  // (no x-request-id, no log line) when no other middleware wraps the route.
+  app.notFound((c) => onError(new ApiError("not_found", "no such route"), c));
 
   app.get("/v1/health", (c) => c.json({ ok: true }));
   app.use("/v1/*", auth);
   app.use("/v1/*", bodyGuard);
 
-  for (const sub of [accounts, grants, debits, holds, ledger, policy, apiKeys]) app.route("/", sub);
+  // receipts also serves /.well-known/jwks.json, outside the /v1 auth.
+  for (const sub of [
+    accounts,
+    grants,
+    debits,
+    holds,
+    receipts,
+    ledger,
+    policy,
+    apiKeys,
+    alerts,
+    webhooks,
+    reconciliation,
+  ])
+    app.route("/", sub);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer" });
   app.get("/openapi.json", (c) => c.json(app.getOpenAPI31Document({ ...OPENAPI_INFO, security: [{ bearer: [] }] })));

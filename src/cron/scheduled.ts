@@ -1,7 +1,42 @@
-/** The cron trigger: each job small, idempotent and bounded. */
+/**
+ * The cron trigger (wrangler.toml [triggers]): each job small, idempotent and
+ * bounded, run one after the other; a failing job is logged and the next one
+ * runs. "Now" is the controller's scheduledTime, so a late or repeated run
+ * acts as of the time it was meant for (and tests can choose it).
+ */
 import { log } from "../log";
+import { runDispatch } from "./dispatch";
+import { runExpirations } from "./expirations";
+import { runExpiring } from "./expiring";
+import { type JobContext, type JobCounts, runJob } from "./job";
+import { runReconciliation } from "./reconcile";
+import { runRedrive } from "./redrive";
+import { runSpikes } from "./spikes";
+import { runSweeps } from "./sweeps";
 
-export async function runScheduled(controller: ScheduledController, _env: Env, _ctx: ExecutionContext): Promise<void> {
+export async function runScheduled(controller: ScheduledController, env: Env, _ctx: ExecutionContext): Promise<void> {
   const started = Date.now();
-  log({ event: "cron", cron: controller.cron, duration_ms: Date.now() - started });
+  const ctx: JobContext = { env, nowMs: controller.scheduledTime };
+  const jobs: [string, (c: JobContext) => Promise<JobCounts>][] = [
+    ["expirations", runExpirations],
+    ["sweeps", runSweeps],
+    ["redrive", runRedrive],
+    ["reconcile", runReconciliation],
+    ["expiring", runExpiring],
+    ["spikes", runSpikes],
+    ["dispatch", runDispatch],
+  ];
+  let failed = 0;
+  for (const [name, job] of jobs) {
+    const counts = await runJob(name, () => job(ctx));
+    if (counts === null) failed++;
+  }
+  log({
+    event: "cron",
+    cron: controller.cron,
+    scheduled_at: new Date(controller.scheduledTime).toISOString(),
+    jobs: jobs.length,
+    failed,
+    duration_ms: Date.now() - started,
+  });
 }

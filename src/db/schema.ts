@@ -3,6 +3,7 @@
  * generates migrations/ from this file; the immutability triggers on
  * ledger_entries live in a hand-written migration after it.
  */
+import { sql } from "drizzle-orm";
 import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 
 /** One row per entry, shipped from each account's outbox (INSERT OR IGNORE by entry_id). */
@@ -30,6 +31,7 @@ export const ledgerEntries = sqliteTable(
   (t) => [
     uniqueIndex("ledger_entries_account_seq").on(t.accountId, t.seq),
     index("ledger_entries_recorded").on(t.recordedAtMs),
+    index("ledger_entries_account_recorded").on(t.accountId, t.recordedAtMs),
   ],
 );
 
@@ -66,17 +68,39 @@ export const grants = sqliteTable(
     costBasisCurrency: text("cost_basis_currency"),
     status: text("status").notNull(),
     createdAtMs: integer("created_at_ms").notNull(),
+    /** Written by the cron only (the outbox upsert leaves it alone): the smallest credits.expiring window sent. */
+    expiringNotifiedDays: integer("expiring_notified_days"),
   },
-  (t) => [primaryKey({ columns: [t.accountId, t.grantId] }), index("grants_expiry").on(t.expiresAtMs)],
+  (t) => [
+    primaryKey({ columns: [t.accountId, t.grantId] }),
+    index("grants_expiry").on(t.expiresAtMs),
+    // Only lots with an unheld remainder: the expirations and expiring-soon jobs never scan old, settled lots.
+    index("grants_expiry_open").on(t.expiresAtMs).where(sql`remaining > held AND status != 'voided'`),
+  ],
 );
 
-/** What each account's outbox has shipped: the cron finds laggards here. */
-export const accountHeads = sqliteTable("account_heads", {
-  accountId: text("account_id").primaryKey(),
-  shippedSeq: integer("shipped_seq").notNull(),
-  headHash: text("head_hash").notNull(),
-  updatedAtMs: integer("updated_at_ms").notNull(),
-});
+/**
+ * What each account's outbox has shipped: the cron finds laggards here. Each
+ * shipped batch also reports the DO's head at that moment (`known_seq`; above
+ * `shipped_seq` means more was waiting) and its earliest open hold deadline,
+ * so the cron can find stuck outboxes and overdue holds without waking DOs.
+ */
+export const accountHeads = sqliteTable(
+  "account_heads",
+  {
+    accountId: text("account_id").primaryKey(),
+    shippedSeq: integer("shipped_seq").notNull(),
+    headHash: text("head_hash").notNull(),
+    updatedAtMs: integer("updated_at_ms").notNull(),
+    knownSeq: integer("known_seq").notNull().default(0),
+    nextHoldDeadlineMs: integer("next_hold_deadline_ms"),
+  },
+  (t) => [
+    index("account_heads_touched").on(t.updatedAtMs, t.accountId),
+    index("account_heads_hold_deadline").on(t.nextHoldDeadlineMs),
+    index("account_heads_lagging").on(t.accountId).where(sql`known_seq > shipped_seq`),
+  ],
+);
 
 export const apiKeys = sqliteTable(
   "api_keys",
@@ -98,3 +122,135 @@ export const settings = sqliteTable("settings", {
   value: text("value").notNull(),
   updatedAtMs: integer("updated_at_ms").notNull(),
 });
+
+// ── scheduled jobs, alerts, webhooks (issue 4) ─────────────────────────────
+
+/** Small key/value progress markers of the cron jobs (cursors, watermarks). */
+export const cronState = sqliteTable("cron_state", {
+  key: text("key").primaryKey(),
+  value: text("value").notNull(),
+  updatedAtMs: integer("updated_at_ms").notNull(),
+});
+
+/**
+ * Alerts: written by the DO outbox (balance.low, credits.expired) and by the
+ * cron (credits.expiring, usage.spike, reconciliation.drift); ids are
+ * deterministic or per transaction, so a repeat is INSERT OR IGNORE'd.
+ * `dispatched_at_ms` is set once every matching webhook has a delivery queued.
+ */
+export const alerts = sqliteTable(
+  "alerts",
+  {
+    id: text("id").primaryKey(),
+    type: text("type").notNull(),
+    accountId: text("account_id"),
+    unit: text("unit"),
+    data: text("data").notNull(),
+    createdAtMs: integer("created_at_ms").notNull(),
+    recordedAtMs: integer("recorded_at_ms").notNull(),
+    dispatchedAtMs: integer("dispatched_at_ms"),
+  },
+  (t) => [
+    index("alerts_created").on(t.createdAtMs, t.id),
+    index("alerts_account").on(t.accountId, t.createdAtMs),
+    index("alerts_undispatched").on(t.dispatchedAtMs, t.recordedAtMs),
+  ],
+);
+
+/** Webhook endpoints registered by admins; deleting keeps the row (deliveries refer to it). */
+export const webhooks = sqliteTable("webhooks", {
+  id: text("id").primaryKey(),
+  url: text("url").notNull(),
+  eventTypes: text("event_types").notNull(),
+  secret: text("secret").notNull(),
+  description: text("description"),
+  createdAtMs: integer("created_at_ms").notNull(),
+  deletedAtMs: integer("deleted_at_ms"),
+});
+
+/** One delivery per (alert, webhook); its id is the Standard Webhooks `webhook-id`, stable across retries. */
+export const webhookDeliveries = sqliteTable(
+  "webhook_deliveries",
+  {
+    id: text("id").primaryKey(),
+    webhookId: text("webhook_id").notNull(),
+    alertId: text("alert_id").notNull(),
+    eventType: text("event_type").notNull(),
+    status: text("status").notNull(),
+    attempts: integer("attempts").notNull(),
+    lastStatusCode: integer("last_status_code"),
+    lastError: text("last_error"),
+    createdAtMs: integer("created_at_ms").notNull(),
+    updatedAtMs: integer("updated_at_ms").notNull(),
+    deliveredAtMs: integer("delivered_at_ms"),
+  },
+  (t) => [
+    index("webhook_deliveries_webhook").on(t.webhookId, t.createdAtMs),
+    uniqueIndex("webhook_deliveries_pair").on(t.alertId, t.webhookId),
+  ],
+);
+
+/** Every delivery attempt, successful or not. */
+export const webhookAttempts = sqliteTable(
+  "webhook_attempts",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    deliveryId: text("delivery_id").notNull(),
+    webhookId: text("webhook_id").notNull(),
+    attempt: integer("attempt").notNull(),
+    statusCode: integer("status_code"),
+    error: text("error"),
+    durationMs: integer("duration_ms").notNull(),
+    atMs: integer("at_ms").notNull(),
+  },
+  (t) => [index("webhook_attempts_delivery").on(t.deliveryId, t.attempt)],
+);
+
+/** One row per reconciliation run. */
+export const reconciliationRuns = sqliteTable(
+  "reconciliation_runs",
+  {
+    id: text("id").primaryKey(),
+    startedAtMs: integer("started_at_ms").notNull(),
+    finishedAtMs: integer("finished_at_ms").notNull(),
+    accountsChecked: integer("accounts_checked").notNull(),
+    accountsLagging: integer("accounts_lagging").notNull(),
+    accountsFailed: integer("accounts_failed").notNull(),
+    drifts: integer("drifts").notNull(),
+    entriesVerified: integer("entries_verified").notNull(),
+    durationMs: integer("duration_ms").notNull(),
+  },
+  (t) => [index("reconciliation_runs_started").on(t.startedAtMs)],
+);
+
+/** Each difference a run found between a DO and what D1 replays to. Never fixed silently. */
+export const reconciliationDrifts = sqliteTable(
+  "reconciliation_drifts",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    runId: text("run_id").notNull(),
+    accountId: text("account_id").notNull(),
+    kind: text("kind").notNull(),
+    unit: text("unit"),
+    creditType: text("credit_type"),
+    expected: text("expected"),
+    actual: text("actual"),
+    detail: text("detail").notNull(),
+    detectedAtMs: integer("detected_at_ms").notNull(),
+  },
+  (t) => [index("reconciliation_drifts_run").on(t.runId), index("reconciliation_drifts_account").on(t.accountId)],
+);
+
+/** How far each account's D1 hash chain has been re-verified, so each run checks only new entries. */
+export const reconciliationCheckpoints = sqliteTable(
+  "reconciliation_checkpoints",
+  {
+    accountId: text("account_id").primaryKey(),
+    verifiedSeq: integer("verified_seq").notNull(),
+    verifiedHash: text("verified_hash").notNull(),
+    /** 1 while the chain has more shipped entries than one run verifies: the next run comes back. */
+    behind: integer("behind").notNull(),
+    checkedAtMs: integer("checked_at_ms").notNull(),
+  },
+  (t) => [index("reconciliation_checkpoints_behind").on(t.behind)],
+);

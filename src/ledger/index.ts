@@ -1,3 +1,4 @@
+export * from "./alerts";
 export * from "./draw";
 export * from "./expire";
 export * from "./grant";
@@ -5,6 +6,7 @@ export * from "./hash";
 export * from "./holds";
 export * from "./lots";
 export * from "./policy";
+export * from "./reconcile";
 export * from "./replay";
 export * from "./types";
 export * from "./views";

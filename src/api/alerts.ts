@@ -1,0 +1,117 @@
+/** /v1/alerts (list) and /v1/alert-settings (expiring windows, spike factor). */
+import { z } from "@hono/zod-openapi";
+import { loadAlertSettings, saveAlertSettings } from "../db/alert-settings";
+import { alertView, listAlerts } from "../db/alerts";
+import { ApiError } from "../errors";
+import { ALERT_TYPES } from "../ledger";
+import { READERS, requireRole, validBody, validQuery } from "./context";
+import { resource, route } from "./route";
+import { Id, json, problems } from "./schemas";
+
+export const AlertSchema = z
+  .object({
+    id: z.string(),
+    type: z.enum(ALERT_TYPES),
+    account_id: z.string().nullable(),
+    unit: z.string().nullable(),
+    data: z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()])),
+    created_at: z.string(),
+    recorded_at: z.string(),
+    dispatched_at: z.string().nullable(),
+  })
+  .openapi("Alert");
+
+const Cursor = z.string().regex(/^\d{1,15}:[A-Za-z0-9._:-]{1,256}$/, "a next_cursor from a previous page");
+const AlertQuery = z.strictObject({
+  type: z.enum(ALERT_TYPES).optional(),
+  account_id: Id.optional(),
+  cursor: Cursor.optional(),
+  limit: z
+    .string()
+    .regex(/^\d{1,3}$/, "an integer from 1 to 500")
+    .transform(Number)
+    .refine((n) => n >= 1 && n <= 500, "an integer from 1 to 500")
+    .default(100),
+});
+
+const SettingsSchema = z
+  .strictObject({
+    expiring_days: z
+      .array(z.number().int().min(1).max(365))
+      .max(5)
+      .refine((a) => new Set(a).size === a.length, "no repeated windows"),
+    spike_factor: z.number().int().min(2).max(1000),
+    spike_trailing_hours: z.number().int().min(1).max(168),
+  })
+  .openapi("AlertSettings");
+
+export const alerts = resource();
+
+route(
+  alerts,
+  {
+    method: "get",
+    path: "/v1/alerts",
+    summary: "Alerts, newest first: balance.low, credits.expiring, credits.expired, usage.spike, reconciliation.drift",
+    request: { query: AlertQuery },
+    responses: {
+      200: json(z.object({ alerts: z.array(AlertSchema), next_cursor: z.string().nullable() })),
+      ...problems(400, 401, 403),
+    },
+  },
+  async (c) => {
+    requireRole(c, READERS);
+    const q = validQuery(c, AlertQuery);
+    let before: { atMs: number; id: string } | null = null;
+    if (q.cursor !== undefined) {
+      const at = q.cursor.indexOf(":");
+      before = { atMs: Number(q.cursor.slice(0, at)), id: q.cursor.slice(at + 1) };
+    }
+    const page = await listAlerts(c.env.DB, {
+      type: q.type ?? null,
+      accountId: q.account_id ?? null,
+      before,
+      limit: q.limit,
+    });
+    const last = page.rows[page.rows.length - 1];
+    return c.json({
+      alerts: page.rows.map(alertView),
+      next_cursor: page.more && last ? `${last.created_at_ms}:${last.id}` : null,
+    });
+  },
+);
+
+route(
+  alerts,
+  {
+    method: "get",
+    path: "/v1/alert-settings",
+    summary: "Alert settings: credits.expiring windows in days, usage.spike factor and trailing hours",
+    responses: { 200: json(SettingsSchema), ...problems(401, 403) },
+  },
+  async (c) => {
+    requireRole(c, READERS);
+    return c.json(await loadAlertSettings(c.env.DB));
+  },
+);
+
+route(
+  alerts,
+  {
+    method: "put",
+    path: "/v1/alert-settings",
+    summary: "Change alert settings (fields given replace; the next cron run uses them)",
+    request: { body: { content: { "application/json": { schema: SettingsSchema.partial() } }, required: true } },
+    responses: { 200: json(SettingsSchema), ...problems(400, 401, 403) },
+  },
+  async (c) => {
+    requireRole(c, ["admin"]);
+    const patch = validBody(c, SettingsSchema.partial());
+    const next = { ...(await loadAlertSettings(c.env.DB)), ...patch };
+    if (next.expiring_days.length === 0 && patch.expiring_days === undefined) {
+      throw new ApiError("invalid_request", "expiring_days may not be empty");
+    }
+    await saveAlertSettings(c.env.DB, next);
+    return c.json(next);
+  },
+);

@@ -1,0 +1,99 @@
+/** /v1/reconciliation/runs: what each reconciliation run checked and every drift it found. */
+import { z } from "@hono/zod-openapi";
+import { getRun, listRuns, runView } from "../db/reconciliation";
+import { ApiError } from "../errors";
+import { pathId, READERS, requireRole, validQuery } from "./context";
+import { resource, route } from "./route";
+import { Id, json, problems } from "./schemas";
+
+const RunSchema = z
+  .object({
+    id: z.string(),
+    started_at: z.string(),
+    finished_at: z.string(),
+    accounts_checked: z.number().int(),
+    accounts_lagging: z.number().int(),
+    accounts_failed: z.number().int(),
+    drifts: z.number().int(),
+    entries_verified: z.number().int(),
+    duration_ms: z.number().int(),
+  })
+  .openapi("ReconciliationRun");
+
+const DriftSchema = z
+  .object({
+    account_id: z.string(),
+    kind: z.enum(["seq_gap", "head_hash", "balance", "held", "chain", "d1_ahead"]),
+    unit: z.string().nullable(),
+    credit_type: z.string().nullable(),
+    expected: z.string().nullable().openapi({ description: "What the Durable Object (the source of truth) says" }),
+    actual: z.string().nullable().openapi({ description: "What D1 says" }),
+    detail: z.string(),
+    detected_at: z.string(),
+  })
+  .openapi("ReconciliationDrift");
+
+const RunsQuery = z.strictObject({
+  cursor: z
+    .string()
+    .regex(/^\d{1,15}:[A-Za-z0-9._:-]{1,128}$/, "a next_cursor from a previous page")
+    .optional(),
+  limit: z
+    .string()
+    .regex(/^\d{1,3}$/, "an integer from 1 to 200")
+    .transform(Number)
+    .refine((n) => n >= 1 && n <= 200, "an integer from 1 to 200")
+    .default(50),
+});
+
+export const reconciliation = resource();
+
+route(
+  reconciliation,
+  {
+    method: "get",
+    path: "/v1/reconciliation/runs",
+    summary: "Reconciliation runs, newest first",
+    request: { query: RunsQuery },
+    responses: {
+      200: json(z.object({ runs: z.array(RunSchema), next_cursor: z.string().nullable() })),
+      ...problems(400, 401, 403),
+    },
+  },
+  async (c) => {
+    requireRole(c, READERS);
+    const q = validQuery(c, RunsQuery);
+    let before: { atMs: number; id: string } | null = null;
+    if (q.cursor !== undefined) {
+      const at = q.cursor.indexOf(":");
+      before = { atMs: Number(q.cursor.slice(0, at)), id: q.cursor.slice(at + 1) };
+    }
+    const page = await listRuns(c.env.DB, q.limit, before);
+    const last = page.runs[page.runs.length - 1];
+    return c.json({
+      runs: page.runs.map(runView),
+      next_cursor: page.more && last ? `${last.started_at_ms}:${last.id}` : null,
+    });
+  },
+);
+
+route(
+  reconciliation,
+  {
+    method: "get",
+    path: "/v1/reconciliation/runs/{id}",
+    summary: "One reconciliation run with its drifts (up to 1000)",
+    request: { params: z.object({ id: Id }) },
+    responses: {
+      200: json(z.object({ run: RunSchema, drifts: z.array(DriftSchema) })),
+      ...problems(400, 401, 403, 404),
+    },
+  },
+  async (c) => {
+    requireRole(c, READERS);
+    const id = pathId(c, "id");
+    const found = await getRun(c.env.DB, id);
+    if (!found) throw new ApiError("not_found", `reconciliation run ${id} does not exist`);
+    return c.json({ run: runView(found.run), drifts: found.drifts });
+  },
+);

@@ -1,0 +1,190 @@
+/**
+ * Alert rules: pure functions of ledger state and time. The DO applies the
+ * ones that must see every change (low balance, expiry); the cron applies the
+ * ones that look at history or the calendar (expiring soon, usage spikes).
+ * Integers only: a spike is `24 × last hour ≥ factor × trailing sum`, never a
+ * division.
+ */
+import type { EntryDraft } from "./types";
+
+export const ALERT_TYPES = [
+  "balance.low",
+  "credits.expiring",
+  "credits.expired",
+  "usage.spike",
+  "reconciliation.drift",
+] as const;
+export type AlertType = (typeof ALERT_TYPES)[number];
+
+const HOUR_MS = 3_600_000;
+const DAY_MS = 86_400_000;
+
+/** An alert before the writer gives it an id and an account. */
+export interface AlertDraft {
+  type: AlertType;
+  unit: string | null;
+  data: Record<string, string | number | boolean | null>;
+  atMs: number;
+}
+
+export interface AlertSettings {
+  /** credits.expiring fires this many days before a lot expires, once per window (e.g. [7, 1]). */
+  expiring_days: number[];
+  /** usage.spike when last hour ≥ factor × the trailing hourly average. */
+  spike_factor: number;
+  /** Hours averaged for the trailing baseline (before the last hour). */
+  spike_trailing_hours: number;
+}
+
+export const DEFAULT_ALERT_SETTINGS: AlertSettings = {
+  expiring_days: [7, 1],
+  spike_factor: 10,
+  spike_trailing_hours: 24,
+};
+
+/** Entry kinds that consume credits (their negative amounts are usage). */
+export const CONSUMPTION_KINDS = ["debit", "hold.captured", "receipt.settled", "invoice"] as const;
+
+// ── balance.low ───────────────────────────────────────────────────────────
+
+/** Per unit: true while available is below the threshold (the alert has fired and is disarmed). */
+export type LowBalanceState = Record<string, boolean>;
+
+/**
+ * Fires `balance.low` when available crosses below a unit's threshold, once
+ * per crossing; going back to or above the threshold re-arms it.
+ * @example lowBalanceCrossings({credits: 100}, {}, () => 40, t) // one alert; state {credits: true}
+ */
+export function lowBalanceCrossings(
+  thresholds: Readonly<Record<string, number>> | null,
+  state: Readonly<LowBalanceState>,
+  availableOf: (unit: string) => number,
+  nowMs: number,
+): { alerts: AlertDraft[]; state: LowBalanceState; changed: boolean } {
+  const next: LowBalanceState = {};
+  const alerts: AlertDraft[] = [];
+  for (const [unit, threshold] of Object.entries(thresholds ?? {})) {
+    const available = availableOf(unit);
+    const low = available < threshold;
+    if (low && !state[unit]) {
+      alerts.push({ type: "balance.low", unit, data: { unit, available, threshold }, atMs: nowMs });
+    }
+    if (low) next[unit] = true;
+  }
+  const changed = canonicalState(next) !== canonicalState(state);
+  return { alerts, state: next, changed };
+}
+
+const canonicalState = (s: Readonly<LowBalanceState>): string =>
+  Object.keys(s)
+    .filter((k) => s[k])
+    .sort()
+    .join(",");
+
+// ── credits.expired ───────────────────────────────────────────────────────
+
+/** One `credits.expired` per lot whose unheld remainder an expiry entry wrote off. */
+export function expiredAlerts(entries: readonly EntryDraft[], nowMs: number): AlertDraft[] {
+  return entries
+    .filter((e) => e.kind === "grant.expired" && e.amount < 0)
+    .map((e) => ({
+      type: "credits.expired" as const,
+      unit: e.unit,
+      data: {
+        grant_id: e.grantId,
+        unit: e.unit,
+        credit_type: e.creditType,
+        amount_lost: -e.amount,
+        expired_at: new Date(e.effectiveAtMs).toISOString(),
+      },
+      atMs: nowMs,
+    }));
+}
+
+// ── credits.expiring ──────────────────────────────────────────────────────
+
+/**
+ * The window (in days) a lot that expires at `expiresAtMs` is in at `nowMs`:
+ * the smallest configured N with expiry ≤ now + N days, or null when it is
+ * outside every window or already expired. A window is due only if no window
+ * this small has been notified yet (`notifiedDays` is the smallest sent).
+ * @example expiringWindowDue(now + 3 * DAY, now, [7, 1], null) // 7
+ * @example expiringWindowDue(now + 3 * DAY, now, [7, 1], 7)    // null: already told
+ */
+export function expiringWindowDue(
+  expiresAtMs: number,
+  nowMs: number,
+  windowsDays: readonly number[],
+  notifiedDays: number | null,
+): number | null {
+  if (expiresAtMs <= nowMs) return null;
+  const sorted = [...windowsDays].sort((a, b) => a - b);
+  const window = sorted.find((n) => expiresAtMs <= nowMs + n * DAY_MS);
+  if (window === undefined) return null;
+  if (notifiedDays !== null && notifiedDays <= window) return null;
+  return window;
+}
+
+// ── usage.spike ───────────────────────────────────────────────────────────
+
+export interface UsageWindow {
+  /** Consumption in (now − 1 h, now]. */
+  lastHour: number;
+  /** Consumption in (now − (1 + trailingHours) h, now − 1 h]. */
+  trailing: number;
+}
+
+/**
+ * A spike: last hour ≥ factor × the trailing hourly average, with some
+ * trailing usage to compare against (a first hour of use is not a spike).
+ * @example isUsageSpike({lastHour: 240, trailing: 24}, 10, 24) // true: avg 1/h, last hour 240
+ */
+export function isUsageSpike(w: UsageWindow, factor: number, trailingHours: number): boolean {
+  if (w.trailing <= 0 || w.lastHour <= 0) return false;
+  return w.lastHour * trailingHours >= factor * w.trailing;
+}
+
+/**
+ * Sums a synthetic or queried history of consumption events into the two
+ * windows `isUsageSpike` compares.
+ */
+export function usageWindow(
+  events: Iterable<{ atMs: number; amount: number }>,
+  nowMs: number,
+  trailingHours: number,
+): UsageWindow {
+  const hourAgo = nowMs - HOUR_MS;
+  const trailingStart = hourAgo - trailingHours * HOUR_MS;
+  let lastHour = 0;
+  let trailing = 0;
+  for (const e of events) {
+    if (e.atMs > hourAgo && e.atMs <= nowMs) lastHour += e.amount;
+    else if (e.atMs > trailingStart && e.atMs <= hourAgo) trailing += e.amount;
+  }
+  return { lastHour, trailing };
+}
+
+/** Spike alerts are deduplicated per account, unit and clock hour. */
+export const spikeHour = (nowMs: number): number => Math.floor(nowMs / HOUR_MS);
+
+/** An alert as stored in D1 and served by GET /v1/alerts. */
+export interface AlertRecord {
+  id: string;
+  type: AlertType;
+  account_id: string | null;
+  unit: string | null;
+  data: AlertDraft["data"];
+  created_at: string;
+}
+
+/** Stamps drafts with ids derived from one transaction id, so a re-shipped outbox row is the same alert. */
+export function alertRecords(drafts: readonly AlertDraft[], accountId: string | null, idPrefix: string): AlertRecord[] {
+  return drafts.map((d, i) => ({
+    id: `${idPrefix}.${i}`,
+    type: d.type,
+    account_id: accountId,
+    unit: d.unit,
+    data: d.data,
+    created_at: new Date(d.atMs).toISOString(),
+  }));
+}
