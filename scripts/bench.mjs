@@ -19,14 +19,10 @@
 // One libuv thread: WebCrypto jobs then run on one core, as the verify figure claims.
 process.env.UV_THREADPOOL_SIZE = "1";
 
-import { createWriteStream } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
-import { join } from "node:path";
 import { importJWK, SignJWT } from "jose";
 import { register } from "tsx/esm/api";
-import { formatDevVars, generateAdminToken, generateSigningJwk, newKid } from "./lib/devvars.mjs";
-import { applyLocalMigrations, freePort, startWranglerDev, stopWrangler, waitForHealth } from "./lib/wrangler.mjs";
+import { startLocalGate } from "./lib/wrangler.mjs";
 
 register();
 const { CreditGateClient, ReceiptVerifier, ReceiptWallet } = await import("../src/sdk/index.ts");
@@ -68,42 +64,6 @@ async function timedParallel(seconds, workers, op) {
   return { ok, refused, perSecond: ok / elapsedS, elapsedS };
 }
 
-async function startGate(dir) {
-  const adminToken = generateAdminToken();
-  const signing = await generateSigningJwk(newKid("bench"));
-  const envFile = join(dir, "bench.env");
-  await writeFile(
-    envFile,
-    formatDevVars({ ADMIN_TOKEN: adminToken, RECEIPT_SIGNING_KEYS: JSON.stringify({ keys: [signing] }) }, "bench"),
-    { mode: 0o600 },
-  );
-  const persistTo = join(dir, "state");
-  await applyLocalMigrations({ persistTo });
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const child = startWranglerDev({
-    port,
-    persistTo,
-    envFile,
-    inspectorPort: await freePort(),
-    detached: true,
-    stdio: "pipe",
-  });
-  const log = createWriteStream(join(dir, "wrangler.log"));
-  child.stdout?.pipe(log);
-  child.stderr?.pipe(log);
-  const kill = () => {
-    try {
-      if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL");
-    } catch {
-      // already gone
-    }
-  };
-  process.once("exit", kill);
-  await waitForHealth(url, { child, timeoutMs: 120_000 });
-  return { url, adminToken, signing, child, log, kill };
-}
-
 async function benchVerify(signing) {
   const { d: _d, ...pub } = signing;
   const key = await importJWK(signing, "ES256");
@@ -135,9 +95,8 @@ async function benchVerify(signing) {
 }
 
 async function main() {
-  const dir = await mkdtemp(join(os.tmpdir(), "credit-gate-bench-"));
-  console.log(`Starting wrangler dev (state in ${dir})…`);
-  const gate = await startGate(dir);
+  console.log("Starting a private wrangler dev…");
+  const gate = await startLocalGate({ label: "bench" });
   try {
     const admin = new CreditGateClient({ baseUrl: gate.url, token: gate.adminToken });
     const { key: gatewayKey } = await admin.createApiKey({ name: "bench", role: "gateway" });
@@ -234,10 +193,7 @@ async function main() {
     );
     console.log(`BENCH_JSON ${JSON.stringify({ machine, results })}`);
   } finally {
-    await stopWrangler(gate.child);
-    process.off("exit", gate.kill);
-    gate.log.end();
-    await rm(dir, { recursive: true, force: true });
+    await gate.stop();
   }
 }
 

@@ -17,13 +17,9 @@
  * Env: N (default 300) accounts, E (default 10) entries per account.
  * Prints a table and one line `MEASURE_JSON {...}`.
  */
-import { createWriteStream, readdirSync, readFileSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import os from "node:os";
-import { join } from "node:path";
+import { readdirSync, readFileSync } from "node:fs";
 import { register } from "tsx/esm/api";
-import { formatDevVars, generateAdminToken, generateSigningJwk, newKid } from "./lib/devvars.mjs";
-import { applyLocalMigrations, freePort, startWranglerDev, stopWrangler, waitForHealth } from "./lib/wrangler.mjs";
+import { startLocalGate } from "./lib/wrangler.mjs";
 
 register();
 const ledger = await import("../src/ledger/index.ts");
@@ -135,30 +131,8 @@ function workerdCpuMs(pid) {
 }
 
 async function main() {
-  const dir = await mkdtemp(join(os.tmpdir(), "credit-gate-measure-"));
-  const adminToken = generateAdminToken();
-  const signing = await generateSigningJwk(newKid("measure"));
-  const envFile = join(dir, "measure.env");
-  await writeFile(
-    envFile,
-    formatDevVars({ ADMIN_TOKEN: adminToken, RECEIPT_SIGNING_KEYS: JSON.stringify({ keys: [signing] }) }, "measure"),
-    { mode: 0o600 },
-  );
-  const persistTo = join(dir, "state");
-  await applyLocalMigrations({ persistTo });
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const child = startWranglerDev({
-    port,
-    persistTo,
-    envFile,
-    inspectorPort: await freePort(),
-    detached: true,
-    stdio: "pipe",
-  });
-  const log = createWriteStream(join(dir, "wrangler.log"));
-  child.stdout?.pipe(log);
-  child.stderr?.pipe(log);
+  const gate = await startLocalGate({ label: "measure", healthTimeoutMs: 120_000 });
+  const { url, adminToken, child } = gate;
   const call = async (method, path, body) => {
     const res = await fetch(`${url}${path}`, {
       method,
@@ -180,7 +154,6 @@ async function main() {
     return { wallMs, cpuMs, run };
   };
   try {
-    await waitForHealth(url, { child, timeoutMs: 120_000 });
     const idle = await cron(); // nothing touched yet: the fixed cost of a run
     const started = performance.now();
     const ids = Array.from({ length: N }, (_, i) => `m-${i}`);
@@ -233,9 +206,7 @@ async function main() {
     };
     console.log(`\nMEASURE_JSON ${JSON.stringify(result)}`);
   } finally {
-    await stopWrangler(child);
-    log.end();
-    await rm(dir, { recursive: true, force: true });
+    await gate.stop();
   }
 }
 

@@ -21,3 +21,15 @@ export function waitForHealth(
   opts?: { child?: ChildProcess; timeoutMs?: number; intervalMs?: number },
 ): Promise<void>;
 export function stopWrangler(child: ChildProcess, graceMs?: number): Promise<void>;
+export interface LocalGate {
+  dir: string;
+  url: string;
+  adminToken: string;
+  /** The private signing JWK (kid, alg ES256, use sig). */
+  signing: Record<string, string>;
+  /** The JWK set JSON the gate signs with (private). */
+  signingJwks: string;
+  child: ChildProcess;
+  stop(): Promise<void>;
+}
+export function startLocalGate(opts: { label: string; keep?: boolean; healthTimeoutMs?: number }): Promise<LocalGate>;

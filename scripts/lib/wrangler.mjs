@@ -4,9 +4,12 @@
  * health wait, and a reliable stop. Used by scripts/dev.mjs and test/e2e.
  */
 import { spawn } from "node:child_process";
+import { createWriteStream } from "node:fs";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { REPO_ROOT } from "./devvars.mjs";
+import { formatDevVars, generateAdminToken, generateSigningJwk, newKid, REPO_ROOT } from "./devvars.mjs";
 
 const WRANGLER_JS = join(REPO_ROOT, "node_modules", "wrangler", "bin", "wrangler.js");
 
@@ -162,4 +165,75 @@ export async function stopWrangler(child, graceMs = 5_000) {
   await exited;
   clearTimeout(timer);
   signalGroup(child, "SIGKILL");
+}
+
+async function logTail(path, lines = 60) {
+  try {
+    return (await readFile(path, "utf8")).split("\n").slice(-lines).join("\n");
+  } catch {
+    return "(no wrangler output)";
+  }
+}
+
+/**
+ * A private gate for the e2e suites, the bench and measurements: a fresh temp
+ * dir holding its D1 + DO state, an env file with secrets made for this run
+ * (ADMIN_TOKEN and a one-key ES256 JWK set, kid `<label>-…`) and wrangler's
+ * output; migrations applied; `wrangler dev` on a free loopback port in its
+ * own process group, healthy before this resolves. The checkout's .dev.vars
+ * and .wrangler/state are never touched. `stop()` ends the process group and
+ * deletes the dir (kept when `keep`); a process exit without stop() still
+ * SIGKILLs the group.
+ */
+export async function startLocalGate({ label, keep = false, healthTimeoutMs = 120_000 }) {
+  const dir = await mkdtemp(join(tmpdir(), `credit-gate-${label}-`));
+  const persistTo = join(dir, "state");
+  const envFile = join(dir, `${label}.env`);
+  const logPath = join(dir, "wrangler.log");
+  const removeDir = async () => {
+    if (!keep) await rm(dir, { recursive: true, force: true });
+  };
+  const adminToken = generateAdminToken();
+  const signing = await generateSigningJwk(newKid(label));
+  const signingJwks = JSON.stringify({ keys: [signing] });
+  await writeFile(
+    envFile,
+    formatDevVars({ ADMIN_TOKEN: adminToken, RECEIPT_SIGNING_KEYS: signingJwks }, `${label} secrets`),
+    { mode: 0o600 },
+  );
+  try {
+    await applyLocalMigrations({ persistTo });
+  } catch (e) {
+    await removeDir();
+    throw e;
+  }
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const child = startWranglerDev({
+    port,
+    persistTo,
+    envFile,
+    inspectorPort: await freePort(),
+    detached: true,
+    stdio: "pipe",
+  });
+  const log = createWriteStream(logPath);
+  child.stdout?.pipe(log);
+  child.stderr?.pipe(log);
+  const killOnExit = () => signalGroup(child, "SIGKILL");
+  process.once("exit", killOnExit);
+  const stop = async () => {
+    await stopWrangler(child);
+    process.off("exit", killOnExit);
+    log.end();
+    await removeDir();
+  };
+  try {
+    await waitForHealth(url, { child, timeoutMs: healthTimeoutMs });
+  } catch (e) {
+    const tail = await logTail(logPath);
+    await stop();
+    throw new Error(`${e instanceof Error ? e.message : String(e)}\n--- wrangler output ---\n${tail}`);
+  }
+  return { dir, url, adminToken, signing, signingJwks, child, stop };
 }

@@ -714,16 +714,19 @@ export class AccountLedger extends DurableObject<Env> {
     this.headHash = prevHash;
     this.lowBalance = raised.lowBalance;
     this.scheduleAlarm(nowMs + OUTBOX_DELAY_MS);
-    log({
-      event: "ledger.write",
-      request_id: m.ctx.requestId,
-      account_id: m.ctx.accountId,
-      op: remember?.scope ?? "system",
-      actor: m.ctx.actor,
-      entries: entries.length,
-      head_seq: seq,
-    });
-    return { ok: true, status: remember?.status ?? 200, body, replayed: false };
+    const write = { op: remember?.scope ?? m.ctx.actor, entries: entries.length, head_seq: seq };
+    // A write a request asked for is logged once, in that request's line at the
+    // gateway (with its latency); writes of the DO's own jobs are logged here.
+    if (m.ctx.actor.startsWith("system:")) {
+      log({
+        event: "ledger.write",
+        request_id: m.ctx.requestId,
+        account_id: m.ctx.accountId,
+        actor: m.ctx.actor,
+        ...write,
+      });
+    }
+    return { ok: true, status: remember?.status ?? 200, body, replayed: false, write };
   }
 
   /** The alerts a change raises (balance.low crossings, credits.expired): rules in src/ledger/alerts.ts. */

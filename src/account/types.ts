@@ -20,7 +20,16 @@ export interface Idempotency {
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
 
 /** What an operation answered: a body to serve, or a refusal. */
-export type Outcome = { ok: true; status: number; body: Json; replayed: boolean } | { ok: false; problem: Problem };
+/** What a ledger write did: the gateway's request log line carries it. */
+export interface WriteFacts {
+  op: string;
+  entries: number;
+  head_seq: number;
+}
+
+export type Outcome =
+  | { ok: true; status: number; body: Json; replayed: boolean; write?: WriteFacts }
+  | { ok: false; problem: Problem };
 
 export interface AccountInput {
   name?: string | null;

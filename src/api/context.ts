@@ -2,7 +2,7 @@
 import type { OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { AccountLedger } from "../account/account-do";
-import type { Idempotency, OpContext, Outcome } from "../account/types";
+import type { Idempotency, OpContext, Outcome, WriteFacts } from "../account/types";
 import { loadGlobalPolicy } from "../db/settings";
 import { ApiError } from "../errors";
 import { canonicalJson, sha256Hex } from "../ledger";
@@ -28,6 +28,8 @@ export type AppEnv = {
     body: unknown;
     accountId: string | undefined;
     errorCode: string | undefined;
+    /** Set when the request wrote to the ledger: logged with the request. */
+    write: WriteFacts | undefined;
   };
 };
 export type AppContext = Context<AppEnv>;
@@ -141,5 +143,6 @@ export function idempotencyOf(c: AppContext, bodyId: string | undefined, field: 
 export function send(c: AppContext, outcome: Outcome): Response {
   if (!outcome.ok) throw new ApiError(outcome.problem.code, outcome.problem.detail, outcome.problem.extra);
   if (outcome.replayed) c.header("idempotent-replayed", "true");
+  if (outcome.write) c.set("write", outcome.write);
   return c.json(outcome.body, outcome.status as 200);
 }

@@ -17,8 +17,9 @@ export const requestId: MiddlewareHandler<AppEnv> = async (c, next) => {
   c.res.headers.set("x-request-id", id);
   const status = c.res.status;
   if (c.req.method !== "GET" || status >= 400) {
+    const write = c.get("write");
     log({
-      event: "request",
+      event: write ? "ledger.write" : "request",
       request_id: id,
       method: c.req.method,
       path: c.req.path,
@@ -26,6 +27,7 @@ export const requestId: MiddlewareHandler<AppEnv> = async (c, next) => {
       code: c.get("errorCode") ?? null,
       account_id: c.get("accountId") ?? null,
       actor: c.get("caller")?.actor ?? null,
+      ...write,
       latency_ms: Math.round((performance.now() - started) * 1000) / 1000,
     });
   }
