@@ -5,57 +5,11 @@
  * x-request-id every response carries.
  */
 import { createExecutionContext } from "cloudflare:test";
-import { env, exports } from "cloudflare:workers";
+import { env } from "cloudflare:workers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import worker from "../../src/index";
 import { DEFAULT_POLICY } from "../../src/ledger";
-import { uid } from "./helpers";
-
-interface Res {
-  status: number;
-  headers: Headers;
-  json: any;
-  text: string;
-}
-
-const ADMIN = "test-admin-token";
-
-async function read(res: Response): Promise<Res> {
-  const text = await res.text();
-  let json: any = null;
-  try {
-    json = text ? JSON.parse(text) : null;
-  } catch {
-    json = null;
-  }
-  return { status: res.status, headers: res.headers, json, text };
-}
-
-/**
- * The Worker's fetch handler, called directly: the pool's `exports.default`
- * adds a Proxy layer per request and slows down quadratically over a file's
- * thousand calls. The revocation test also goes through `exports.default`.
- */
-async function call(
-  method: string,
-  path: string,
-  body?: unknown,
-  opts: { token?: string | null; headers?: Record<string, string>; viaExports?: boolean } = {},
-): Promise<Res> {
-  const headers: Record<string, string> = {};
-  const token = opts.token === undefined ? ADMIN : opts.token;
-  if (token !== null) headers.authorization = `Bearer ${token}`;
-  if (body !== undefined) headers["content-type"] = "application/json";
-  Object.assign(headers, opts.headers);
-  const req = new Request(`http://gate.test${path}`, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return read(
-    opts.viaExports ? await exports.default.fetch(req) : await worker.fetch(req, env, createExecutionContext()),
-  );
-}
+import { ADMIN, call, type Res, read, uid } from "./helpers";
 
 function expectProblem(res: Res, status: number, code: string): void {
   expect({ status: res.status, code: res.json?.code, detail: res.json?.detail }).toMatchObject({ status, code });

@@ -4,50 +4,8 @@
  * shape, and a refused request moves nothing: the account's balance, full
  * ledger, grants and record are byte-for-byte what they were before.
  */
-import { createExecutionContext } from "cloudflare:test";
-import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import worker from "../../src/index";
-import { uid } from "./helpers";
-
-interface Res {
-  status: number;
-  headers: Headers;
-  json: any;
-  text: string;
-}
-
-/**
- * Calls the Worker's fetch handler directly. The pool's `exports.default`
- * wraps its entrypoint class in one more Proxy per request, so a file that
- * makes thousands of calls through it slows down quadratically and finally
- * overflows the stack; this table makes thousands.
- */
-async function fetchWorker(req: Request): Promise<Res> {
-  const res = await worker.fetch(req, env, createExecutionContext());
-  const text = await res.text();
-  let json: any = null;
-  try {
-    json = text ? JSON.parse(text) : null;
-  } catch {
-    json = null;
-  }
-  return { status: res.status, headers: res.headers, json, text };
-}
-
-/** Like helpers.call: JSON body, admin token unless told otherwise. */
-function call(method: string, path: string, body?: unknown, opts: { headers?: Record<string, string> } = {}) {
-  const headers: Record<string, string> = { authorization: "Bearer test-admin-token", ...opts.headers };
-  if (body !== undefined) headers["content-type"] = "application/json";
-  const payload = body === undefined ? undefined : JSON.stringify(body);
-  return fetchWorker(new Request(`http://gate.test${path}`, { method, headers, body: payload }));
-}
-
-async function grant(accountId: string, body: Record<string, unknown>) {
-  const res = await call("POST", `/v1/accounts/${accountId}/grants`, { type: "purchased", ...body });
-  if (res.status !== 201) throw new Error(`grant failed: ${res.status} ${res.text}`);
-  return res.json;
-}
+import { call, fetchWorker, grant, type Res, uid } from "./helpers";
 
 interface Case {
   name: string;

@@ -1,6 +1,6 @@
 /** Shared helpers for the Workers suites: HTTP calls through the real Worker entry. */
 import { createExecutionContext, runInDurableObject } from "cloudflare:test";
-import { env } from "cloudflare:workers";
+import { env, exports } from "cloudflare:workers";
 import type { AccountLedger } from "../../src/account/account-do";
 import worker from "../../src/index";
 
@@ -15,9 +15,39 @@ export interface CallOptions {
   headers?: Record<string, string>;
   /** A raw body string sent as is. */
   raw?: string;
+  viaExports?: boolean;
 }
 
-export async function call(method: string, path: string, body?: unknown, opts: CallOptions = {}) {
+export interface Res {
+  status: number;
+  headers: Headers;
+  json: any;
+  text: string;
+}
+
+/** Reads a response whole: its text, and the JSON when it parses. */
+export async function read(res: Response): Promise<Res> {
+  const text = await res.text();
+  let json: any = null;
+  try {
+    json = text ? JSON.parse(text) : null;
+  } catch {
+    json = null;
+  }
+  return { status: res.status, headers: res.headers, json, text };
+}
+
+/**
+ * The Worker's own fetch handler, called directly: the pool's
+ * `exports.default` wraps one more proxy per call and slows down
+ * quadratically within a file (thousands of calls overflow the stack).
+ */
+export async function fetchWorker(req: Request): Promise<Res> {
+  return read(await worker.fetch(req, env, createExecutionContext()));
+}
+
+/** JSON body, admin token unless told otherwise; `viaExports` goes through the pool's Worker entry. */
+export async function call(method: string, path: string, body?: unknown, opts: CallOptions = {}): Promise<Res> {
   const headers: Record<string, string> = { ...opts.headers };
   const token = opts.token === undefined ? ADMIN : opts.token;
   if (token !== null) headers.authorization = `Bearer ${token}`;
@@ -27,18 +57,8 @@ export async function call(method: string, path: string, body?: unknown, opts: C
   if (payload !== undefined && !Object.keys(headers).some((h) => h.toLowerCase() === "content-type")) {
     headers["content-type"] = "application/json";
   }
-  // The Worker's own fetch handler, called directly: the pool's `exports.default`
-  // wraps one more proxy per call and slows down quadratically within a file.
   const req = new Request(`http://gate.test${path}`, { method, headers, body: payload });
-  const res = await worker.fetch(req, env, createExecutionContext());
-  const text = await res.text();
-  let json: any = null;
-  try {
-    json = text ? JSON.parse(text) : null;
-  } catch {
-    json = null;
-  }
-  return { status: res.status, headers: res.headers, json, text };
+  return opts.viaExports ? read(await exports.default.fetch(req)) : fetchWorker(req);
 }
 
 export async function grant(accountId: string, body: Record<string, unknown>) {
