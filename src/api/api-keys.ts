@@ -13,11 +13,6 @@ const KeyInput = z
     role: z.enum(ROLES),
     max_grant_amount: z.number().int().min(1).max(MAX_AMOUNT).nullable().optional(),
   })
-  // A support or marketing key without a limit could grant without bound: refuse it.
-  .refine((k) => !(k.role === "support" || k.role === "marketing") || typeof k.max_grant_amount === "number", {
-    message: "support and marketing keys need a max_grant_amount",
-    path: ["max_grant_amount"],
-  })
   .openapi("ApiKeyInput");
 
 const KeySchema = z

@@ -93,10 +93,13 @@ function checkGrantPermission(c: AppContext, type: CreditType, amount: number): 
   const only = allowed[caller.role];
   if (only === undefined) return;
   if (type !== only) throw new ApiError("forbidden", `role ${caller.role} may only issue ${only} grants`);
-  if (caller.maxGrantAmount !== null && amount > caller.maxGrantAmount) {
-    throw new ApiError("grant_limit_exceeded", `this key may grant at most ${caller.maxGrantAmount} at once`, {
-      max_grant_amount: caller.maxGrantAmount,
-    });
+  // "each ≤ the key's max_grant_amount": a key created without one may grant nothing (fail closed).
+  if (caller.maxGrantAmount === null || amount > caller.maxGrantAmount) {
+    const detail =
+      caller.maxGrantAmount === null
+        ? "this key has no max_grant_amount, so it may not grant; create one with a limit"
+        : `this key may grant at most ${caller.maxGrantAmount} at once`;
+    throw new ApiError("grant_limit_exceeded", detail, { max_grant_amount: caller.maxGrantAmount });
   }
 }
 

@@ -68,11 +68,32 @@ function csvField(v: unknown): string {
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
-/** RFC 4180: a header row, CRLF line ends, fields quoted when they need it. */
-export function entriesCsv(entries: readonly Entry[]): string {
-  const lines = [ENTRY_MEMBERS.join(",")];
+/** RFC 4180: a header row (on the first chunk), CRLF line ends, fields quoted when they need it. */
+export function entriesCsv(entries: readonly Entry[], withHeader = true): string {
+  const lines = withHeader ? [ENTRY_MEMBERS.join(",")] : [];
   for (const e of entries) lines.push(ENTRY_MEMBERS.map((m) => csvField(e[m])).join(","));
-  return `${lines.join("\r\n")}\r\n`;
+  return lines.length ? `${lines.join("\r\n")}\r\n` : "";
+}
+
+/** CSV exports stream the ledger in pages of this many entries, so no RPC answer grows with the account. */
+export const CSV_PAGE = 1000;
+type Page = { entries: Entry[]; next_after_seq: number | null };
+
+function csvStream(first: Page, nextPage: (afterSeq: number) => Promise<Page>): ReadableStream<Uint8Array> {
+  const encoder = new TextEncoder();
+  let page: Page | null = first;
+  let withHeader = true;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      if (page === null) {
+        controller.close();
+        return;
+      }
+      controller.enqueue(encoder.encode(entriesCsv(page.entries, withHeader)));
+      withHeader = false;
+      page = page.next_after_seq === null ? null : await nextPage(page.next_after_seq);
+    },
+  });
 }
 
 export const ledger = resource();
@@ -103,9 +124,15 @@ route(
     const q = validQuery(c, LedgerQuery);
     const stub = ledgerOf(c, accountId);
     if (q.format === "json") return send(c, await stub.ledger(accountId, q.after_seq, q.limit));
-    const outcome = await stub.ledger(accountId, q.after_seq, null);
-    if (!outcome.ok) return send(c, outcome);
-    const { entries } = outcome.body as unknown as { entries: Entry[] };
-    return c.body(entriesCsv(entries), 200, { "content-type": "text/csv; charset=utf-8" });
+    const first = await stub.ledger(accountId, q.after_seq, CSV_PAGE);
+    if (!first.ok) return send(c, first);
+    const nextPage = async (afterSeq: number): Promise<Page> => {
+      const next = await stub.ledger(accountId, afterSeq, CSV_PAGE);
+      if (!next.ok) throw new Error(`ledger page after ${afterSeq}: ${next.problem.detail}`);
+      return next.body as unknown as Page;
+    };
+    return c.body(csvStream(first.body as unknown as Page, nextPage), 200, {
+      "content-type": "text/csv; charset=utf-8",
+    });
   },
 );

@@ -1,6 +1,6 @@
 /** Global and per-account consumption policy. */
 import { z } from "@hono/zod-openapi";
-import { loadGlobalPolicy, saveGlobalPolicy } from "../db/settings";
+import { loadGlobalPolicy, mergeGlobalPolicy } from "../db/settings";
 import { ledgerOf, pathId, requireRole, send, validBody } from "./context";
 import { resource, route } from "./route";
 import { AccountIdParam, json, PolicySchema, problems } from "./schemas";
@@ -43,9 +43,7 @@ route(
   async (c) => {
     requireRole(c, ["admin"]);
     const patch = validBody(c, PolicyPatch);
-    const next = { ...(await loadGlobalPolicy(c.env.DB)), ...patch };
-    await saveGlobalPolicy(c.env.DB, next);
-    return c.json(next);
+    return c.json(await mergeGlobalPolicy(c.env.DB, patch));
   },
 );
 

@@ -14,7 +14,7 @@ export const Amount = z
   .min(1)
   .max(MAX_AMOUNT)
   .openapi({ description: "Integer in the unit's smallest denomination, 1..10^15", example: 3 });
-export const ShortText = z.string().max(256);
+export const ShortText = z.string().min(1).max(256);
 export const Metadata = z
   .record(z.string().max(64), z.string().max(512))
   .refine((m) => Object.keys(m).length <= 32, "at most 32 metadata pairs");

@@ -27,11 +27,22 @@ export async function loadGlobalPolicy(d1: D1Database): Promise<Policy> {
   }
 }
 
-export async function saveGlobalPolicy(d1: D1Database, policy: Policy): Promise<void> {
+/**
+ * Merges `patch` into the stored global policy in one statement (RFC 7396
+ * json_patch in SQLite), so two PUTs to different fields from different
+ * isolates both land: no read of a cached copy, no read-modify-write race.
+ */
+export async function mergeGlobalPolicy(d1: D1Database, patch: Partial<Policy>): Promise<Policy> {
   const nowMs = Date.now();
-  await drizzle(d1)
-    .insert(settings)
-    .values({ key: KEY, value: JSON.stringify(policy), updatedAtMs: nowMs })
-    .onConflictDoUpdate({ target: settings.key, set: { value: JSON.stringify(policy), updatedAtMs: nowMs } });
+  const row = await d1
+    .prepare(
+      `INSERT INTO settings (key, value, updated_at_ms) VALUES (?1, json_patch(?2, ?3), ?4)
+       ON CONFLICT (key) DO UPDATE SET value = json_patch(settings.value, ?3), updated_at_ms = ?4
+       RETURNING value`,
+    )
+    .bind(KEY, JSON.stringify(DEFAULT_POLICY), JSON.stringify(patch), nowMs)
+    .first<{ value: string }>();
+  const policy = { ...DEFAULT_POLICY, ...(JSON.parse(row?.value ?? "{}") as Partial<Policy>) };
   cached = { policy, fetchedAtMs: nowMs };
+  return policy;
 }
