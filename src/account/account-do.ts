@@ -91,6 +91,12 @@ function indexChanged(before: Lot | undefined, after: Lot): boolean {
   return (before.remaining - before.held === 0) !== (after.remaining - after.held === 0);
 }
 
+function earliestDeadline(holds: Iterable<Hold>): number | null {
+  let min: number | null = null;
+  for (const h of holds) if (min === null || h.expiresAtMs < min) min = h.expiresAtMs;
+  return min;
+}
+
 function fromLedgerError(e: LedgerError): Problem {
   if (e.code === "insufficient_credits") {
     return {
@@ -113,6 +119,8 @@ export class AccountLedger extends DurableObject<Env> {
   private headSeq = 0;
   private headHash = GENESIS_HASH;
   private alarmAtMs: number | null = null;
+  /** The earliest deadline among open holds (null: none open). */
+  private holdDeadlineMs: number | null = null;
   /** Test seam: tests move this account's clock with runInDurableObject. */
   readonly clock = { offsetMs: 0 };
   /** Test seam: the outbox ships here; tests swap in a failing D1. */
@@ -136,6 +144,7 @@ export class AccountLedger extends DurableObject<Env> {
       const hold = holdFromRow(row);
       this.openHolds.set(hold.holdId, hold);
     }
+    this.holdDeadlineMs = earliestDeadline(this.openHolds.values());
     const head = this.sql.exec("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1").toArray()[0];
     if (head) {
       this.headSeq = Number(head.seq);
@@ -198,8 +207,9 @@ export class AccountLedger extends DurableObject<Env> {
   }
 
   /** Makes the account exist (a grant to an unknown account creates it). */
-  private ensureAccount(accountId: string, nowMs: number): void {
-    if (this.account !== null) return;
+  /** Inside a transaction: writes the account a grant creates; memory follows after commit. */
+  private ensureAccount(accountId: string, nowMs: number): AccountRecord | null {
+    if (this.account !== null) return null;
     const record: AccountRecord = {
       account_id: accountId,
       name: null,
@@ -212,7 +222,7 @@ export class AccountLedger extends DurableObject<Env> {
     };
     this.writeMeta("account", record);
     this.enqueue({ topic: "account", payload: record });
-    this.account = record;
+    return record;
   }
 
   private missingAccount(accountId: string): Outcome | null {
@@ -249,9 +259,15 @@ export class AccountLedger extends DurableObject<Env> {
 
   // ── reads ───────────────────────────────────────────────────────────────
 
-  balance(accountId: string, unit: string, asOfMs: number | null): Outcome {
+  /**
+   * The balance now (holds past their deadline are closed first, so a read
+   * never shows credits a deadline has freed as held), or as of a past time.
+   */
+  balance(ctx: OpContext, unit: string, asOfMs: number | null): Outcome {
+    const { accountId } = ctx;
     const missing = this.missingAccount(accountId);
     if (missing) return missing;
+    if (asOfMs === null) this.sweepDue(ctx);
     const nowMs = this.now();
     if (asOfMs === null) {
       return { ok: true, status: 200, body: this.balanceJson(accountId, unit, nowMs), replayed: false };
@@ -295,16 +311,13 @@ export class AccountLedger extends DurableObject<Env> {
     return { ok: true, status: 200, body: { grants } as unknown as Json, replayed: false };
   }
 
-  /** Entries after `afterSeq`, oldest first; `limit` null returns them all. */
-  ledger(accountId: string, afterSeq: number, limit: number | null): Outcome {
+  /** Entries after `afterSeq`, oldest first, at most `limit` (the caller bounds it). */
+  ledger(accountId: string, afterSeq: number, limit: number): Outcome {
     const missing = this.missingAccount(accountId);
     if (missing) return missing;
-    const rows =
-      limit === null
-        ? this.sql.exec("SELECT * FROM entries WHERE seq > ? ORDER BY seq", afterSeq)
-        : this.sql.exec("SELECT * FROM entries WHERE seq > ? ORDER BY seq LIMIT ?", afterSeq, limit + 1);
+    const rows = this.sql.exec("SELECT * FROM entries WHERE seq > ? ORDER BY seq LIMIT ?", afterSeq, limit + 1);
     const entries = rows.toArray().map((r) => entryFromRow(accountId, r));
-    const more = limit !== null && entries.length > limit;
+    const more = entries.length > limit;
     const page = more ? entries.slice(0, limit) : entries;
     const next = more ? (page[page.length - 1]?.seq ?? null) : null;
     return { ok: true, status: 200, body: { entries: page, next_after_seq: next } as unknown as Json, replayed: false };
@@ -363,6 +376,7 @@ export class AccountLedger extends DurableObject<Env> {
     if (missing) return missing;
     const first = this.recall("void", { key: grantId, bodyHash: "" });
     if (first) return first;
+    this.sweepDue(ctx);
     const lot = this.lots.get(grantId);
     if (!lot) return refuse({ code: "grant_not_found", detail: `grant ${grantId} does not exist` });
     const nowMs = this.now();
@@ -384,6 +398,7 @@ export class AccountLedger extends DurableObject<Env> {
     if (missing) return missing;
     const first = this.recall("debit", idem);
     if (first) return first;
+    this.sweepDue(ctx);
     const nowMs = this.now();
     const planned = planDebit(
       this.lots.values(),
@@ -412,6 +427,7 @@ export class AccountLedger extends DurableObject<Env> {
     if (missing) return missing;
     const first = this.recall(kind, idem);
     if (first) return first;
+    this.sweepDue(ctx);
     if (this.holdExists(req.id)) {
       return refuse({ code: "idempotency_conflict", detail: `hold ${req.id} already exists` });
     }
@@ -487,10 +503,26 @@ export class AccountLedger extends DurableObject<Env> {
     }
     const first = this.recall("receipt.settle", idem);
     if (first) return first;
-    const hold = this.getHold(receiptId);
-    if (hold?.kind !== "receipt")
+    if (this.getHold(receiptId)?.kind !== "receipt") {
       return refuse({ code: "receipt_not_found", detail: `receipt ${receiptId} does not exist` });
+    }
+    this.sweepDue(ctx);
+    const hold = this.getHold(receiptId);
+    if (hold?.kind !== "receipt") {
+      return refuse({ code: "receipt_not_found", detail: `receipt ${receiptId} does not exist` });
+    }
     if (hold.status !== "open") {
+      // Captured in full by the sweep: settling with that same use answers as a replay.
+      if (used === hold.captured) {
+        const nowMs = this.now();
+        const body = {
+          receipt_id: receiptId,
+          used,
+          released: hold.released,
+          balance: this.balanceJson(ctx.accountId, hold.unit, nowMs),
+        };
+        return { ok: true, status: 200, body, replayed: true };
+      }
       return refuse({
         code: "receipt_settled",
         detail: `receipt ${receiptId} was already closed (captured ${hold.captured})`,
@@ -499,7 +531,7 @@ export class AccountLedger extends DurableObject<Env> {
     if (used > hold.amount)
       return refuse({ code: "invalid_amount", detail: `used may not exceed the receipt's ${hold.amount}` });
     const nowMs = this.now();
-    const planned = planCloseHold(this.lots, hold, used, nowMs);
+    const planned = planCloseHold(this.lots, hold, used, nowMs, "captured");
     if (!planned.ok) return refuse(fromLedgerError(planned.error));
     const closed = planned.value.hold;
     return this.commit(
@@ -532,53 +564,55 @@ export class AccountLedger extends DurableObject<Env> {
    * Captures `capture` of an open hold (null: all of it) and releases the rest,
    * or releases it all. Repeating the same close answers the first result.
    */
-  closeHold(
-    ctx: OpContext,
-    holdId: string,
-    action: "capture" | "release",
-    capture: number | null,
-    bodyHash: string,
-  ): Outcome {
+  closeHold(ctx: OpContext, holdId: string, action: "capture" | "release", capture: number | null): Outcome {
     const missing = this.missingAccount(ctx.accountId);
     if (missing) return missing;
+    const found = this.getHold(holdId);
+    if (found?.kind !== "hold") return refuse({ code: "hold_not_found", detail: `hold ${holdId} does not exist` });
+    const amount = action === "release" ? 0 : (capture ?? found.amount);
+    // Keyed on what the close means, not on how its body was spelled: no body,
+    // {} and {"amount": <held>} are the same capture.
     const scope: Scope = action === "capture" ? "hold.capture" : "hold.release";
-    const first = this.recall(scope, { key: holdId, bodyHash });
+    const idem = { key: holdId, bodyHash: action === "release" ? "release" : `capture:${amount}` };
+    const first = this.recall(scope, idem);
     if (first) return first;
-    const hold = this.getHold(holdId);
-    if (hold?.kind !== "hold") return refuse({ code: "hold_not_found", detail: `hold ${holdId} does not exist` });
+    // A hold past its deadline is closed by policy first, whatever the alarm's timing.
+    this.sweepDue(ctx);
+    const hold = this.getHold(holdId) ?? found;
+    const closedAs = action === "capture" ? "captured" : "released";
     if (hold.status !== "open") {
       // Closed by the deadline sweep the same way: answer as that close did, moving nothing.
-      const same =
-        action === "release"
-          ? hold.status === "released"
-          : hold.status === "captured" && (capture ?? hold.amount) === hold.captured;
-      if (!same) return refuse({ code: "hold_closed", detail: `hold ${holdId} is already ${hold.status}` });
-      const balance = this.balanceJson(ctx.accountId, hold.unit, this.now());
-      const body: Json =
-        action === "capture"
-          ? { hold_id: holdId, status: hold.status, captured: hold.captured, released: hold.released, balance }
-          : { hold_id: holdId, status: hold.status, released: hold.released, balance };
-      return { ok: true, status: 200, body, replayed: true };
+      if (hold.status !== closedAs || (action === "capture" && hold.captured !== amount)) {
+        return refuse({ code: "hold_closed", detail: `hold ${holdId} is already ${hold.status}` });
+      }
+      return { ok: true, status: 200, body: this.closeView(ctx.accountId, hold, action, this.now()), replayed: true };
     }
-    const amount = action === "release" ? 0 : (capture ?? hold.amount);
     if (amount > hold.amount) {
       return refuse({ code: "invalid_amount", detail: `capture may not exceed the held ${hold.amount}` });
     }
     const nowMs = this.now();
-    const planned = planCloseHold(this.lots, hold, amount, nowMs);
+    const planned = planCloseHold(this.lots, hold, amount, nowMs, closedAs);
     if (!planned.ok) return refuse(fromLedgerError(planned.error));
     const closed = planned.value.hold;
     return this.commit(
       { ctx, lots: planned.value.lots, holds: [closed], entries: planned.value.entries },
       nowMs,
-      (lots) => {
-        const balance = this.balanceJson(ctx.accountId, hold.unit, nowMs, lots);
-        return action === "capture"
-          ? { hold_id: holdId, status: closed.status, captured: closed.captured, released: closed.released, balance }
-          : { hold_id: holdId, status: closed.status, released: closed.released, balance };
-      },
-      { scope, idem: { key: holdId, bodyHash }, status: 200 },
+      (lots) => this.closeView(ctx.accountId, closed, action, nowMs, lots),
+      { scope, idem, status: 200 },
     );
+  }
+
+  private closeView(
+    accountId: string,
+    hold: Hold,
+    action: "capture" | "release",
+    nowMs: number,
+    lots: ReadonlyMap<string, Lot> = this.lots,
+  ): Json {
+    const balance = this.balanceJson(accountId, hold.unit, nowMs, lots);
+    return action === "capture"
+      ? { hold_id: hold.holdId, status: hold.status, captured: hold.captured, released: hold.released, balance }
+      : { hold_id: hold.holdId, status: hold.status, released: hold.released, balance };
   }
 
   holdStatus(accountId: string, holdId: string): Outcome {
@@ -606,26 +640,38 @@ export class AccountLedger extends DurableObject<Env> {
     const expired = planExpire(this.lots.values(), nowMs);
     if (expired.entries.length > 0)
       this.commit({ ctx, lots: expired.lots, entries: expired.entries }, nowMs, () => null);
-    let swept = 0;
+    const swept = this.sweepDue({ ...ctx, actor: "system:sweep" });
+    return { expired: expired.entries.length, swept };
+  }
+
+  /**
+   * Closes every open hold past its deadline: receipts are captured in full,
+   * holds per the policy's hold_on_expiry. Runs before any operation that
+   * closes holds or draws credits, so the outcome never depends on when the
+   * alarm fires. Returns how many it closed.
+   */
+  private sweepDue(ctx: OpContext): number {
+    const nowMs = this.now();
+    if (this.holdDeadlineMs === null || this.holdDeadlineMs > nowMs) return 0;
+    const sweep: OpContext = { ...ctx, actor: "system:sweep" };
     const policy = this.policy(ctx);
+    let swept = 0;
     for (const hold of [...this.openHolds.values()]) {
       if (hold.expiresAtMs > nowMs) continue;
-      const capture = hold.kind === "receipt" || policy.hold_on_expiry === "capture" ? hold.amount : 0;
-      const planned = planCloseHold(this.lots, hold, capture, nowMs);
-      if (!planned.ok) continue;
-      this.commit(
-        {
-          ctx: { ...ctx, actor: "system:sweep" },
-          lots: planned.value.lots,
-          holds: [planned.value.hold],
-          entries: planned.value.entries,
-        },
+      const capture = hold.kind === "receipt" || policy.hold_on_expiry === "capture";
+      const planned = planCloseHold(
+        this.lots,
+        hold,
+        capture ? hold.amount : 0,
         nowMs,
-        () => null,
+        capture ? "captured" : "released",
       );
+      if (!planned.ok) continue;
+      const { lots, hold: closed, entries } = planned.value;
+      this.commit({ ctx: sweep, lots, holds: [closed], entries }, nowMs, () => null);
       swept++;
     }
-    return { expired: expired.entries.length, swept };
+    return swept;
   }
 
   /**
@@ -671,6 +717,7 @@ export class AccountLedger extends DurableObject<Env> {
     const staged = new Map(this.lots);
     for (const lot of m.lots ?? []) staged.set(lot.grantId, lot);
     const body = respond(staged) as Json;
+    let created: AccountRecord | null = null;
     const raised = this.alertsFor(
       m.ctx.accountId,
       this.account?.low_balance ?? null,
@@ -680,7 +727,7 @@ export class AccountLedger extends DurableObject<Env> {
       `alert_${txnId}`,
     );
     this.ctx.storage.transactionSync(() => {
-      if (createsAccount) this.ensureAccount(m.ctx.accountId, nowMs);
+      if (createsAccount) created = this.ensureAccount(m.ctx.accountId, nowMs);
       for (const lot of m.lots ?? []) writeLot(this.sql, lot);
       for (const hold of m.holds ?? []) writeHold(this.sql, hold);
       for (const entry of entries) {
@@ -705,10 +752,14 @@ export class AccountLedger extends DurableObject<Env> {
         );
       }
     });
+    if (created) this.account = created;
     for (const lot of m.lots ?? []) this.lots.set(lot.grantId, lot);
-    for (const hold of m.holds ?? []) {
-      if (hold.status === "open") this.openHolds.set(hold.holdId, hold);
-      else this.openHolds.delete(hold.holdId);
+    if (m.holds?.length) {
+      for (const hold of m.holds) {
+        if (hold.status === "open") this.openHolds.set(hold.holdId, hold);
+        else this.openHolds.delete(hold.holdId);
+      }
+      this.holdDeadlineMs = earliestDeadline(this.openHolds.values());
     }
     this.headSeq = seq;
     this.headHash = prevHash;
@@ -770,7 +821,7 @@ export class AccountLedger extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     this.alarmAtMs = null;
     this.expireAndSweep(await loadGlobalPolicy(this.d1));
-    const shipped = await shipOutbox(this.sql, this.d1, this.account?.account_id ?? null, this.onAlerts);
+    const shipped = await this.shipOnce();
     if (!shipped.ok) {
       this.shipFailures++;
       const backoffMs = Math.min(300_000, 1000 * 2 ** Math.min(this.shipFailures, 9));
@@ -791,10 +842,24 @@ export class AccountLedger extends DurableObject<Env> {
     if (next !== null) this.scheduleAlarm(next);
   }
 
+  private shipping: ReturnType<typeof shipOutbox> | null = null;
+
+  /**
+   * One shipper at a time. The DO takes other calls while a batch awaits D1,
+   * so without this the alarm and drain() could ship the same rows and an
+   * older account/grant upsert could land after a newer one.
+   */
+  private shipOnce(): ReturnType<typeof shipOutbox> {
+    this.shipping ??= shipOutbox(this.sql, this.d1, this.account?.account_id ?? null, this.onAlerts).finally(() => {
+      this.shipping = null;
+    });
+    return this.shipping;
+  }
+
   /** Drains the outbox now (tests and the cron re-drive call this). */
   async drain(): Promise<{ ok: boolean; pending: number }> {
     for (let i = 0; i < 100; i++) {
-      const shipped = await shipOutbox(this.sql, this.d1, this.account?.account_id ?? null, this.onAlerts);
+      const shipped = await this.shipOnce();
       if (!shipped.ok) return { ok: false, pending: this.pendingOutbox() };
       if (!shipped.more) break;
     }

@@ -5,6 +5,7 @@ import {
   type AppContext,
   BALANCE_READERS,
   ledgerOf,
+  opContext,
   pathId,
   READERS,
   requireRole,
@@ -123,6 +124,6 @@ route(
     const accountId = pathId(c, "account_id");
     const q = validQuery(c, BalanceQuery);
     const asOfMs = q.as_of === undefined ? null : (parseTime(q.as_of) as number);
-    return send(c, await ledgerOf(c, accountId).balance(accountId, q.unit, asOfMs));
+    return send(c, await ledgerOf(c, accountId).balance(await opContext(c, accountId), q.unit, asOfMs));
   },
 );

@@ -1,16 +1,6 @@
 /** /v1/accounts/{account_id}/holds: two-phase reservations. */
 import { z } from "@hono/zod-openapi";
-import {
-  BALANCE_READERS,
-  bodyHash,
-  idempotencyOf,
-  ledgerOf,
-  opContext,
-  pathId,
-  requireRole,
-  send,
-  validBody,
-} from "./context";
+import { BALANCE_READERS, idempotencyOf, ledgerOf, opContext, pathId, requireRole, send, validBody } from "./context";
 import { resource, route } from "./route";
 import { AccountIdParam, Amount, AppliedSchema, BalanceSchema, Id, json, problems, Unit } from "./schemas";
 
@@ -88,7 +78,7 @@ for (const action of ["capture", "release"] as const) {
       if (action === "capture") capture = validBody(c, CaptureInput).amount ?? null;
       else validBody(c, ReleaseInput);
       const ctx = await opContext(c, accountId);
-      return send(c, await ledgerOf(c, accountId).closeHold(ctx, holdId, action, capture, bodyHash(c)));
+      return send(c, await ledgerOf(c, accountId).closeHold(ctx, holdId, action, capture));
     },
   );
 }

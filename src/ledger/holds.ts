@@ -29,22 +29,27 @@ export interface ClosePlan {
  * Closes an open hold: captures `capture` (0..amount) from its lots in draw
  * order and releases the rest. Released credits that land in a lot that has
  * expired or been voided since leave again at once by their own entry.
+ * `closedAs` is the status the close leaves: a capture of 0 is still a
+ * capture (API.md), a release captures nothing; by default a hold that
+ * captured anything, and any receipt, ends "captured".
  */
 export function planCloseHold(
   lotsById: ReadonlyMap<string, Lot>,
   hold: Hold,
   capture: number,
   nowMs: number,
+  closedAs: "captured" | "released" = capture > 0 || hold.kind === "receipt" ? "captured" : "released",
 ): Result<ClosePlan, LedgerError> {
   if (hold.status !== "open") return err({ code: "hold_closed", detail: `hold ${hold.holdId} is ${hold.status}` });
   if (!Number.isSafeInteger(capture) || capture < 0 || capture > hold.amount) {
     return err({ code: "invalid_amount", detail: `capture must be an integer from 0 to ${hold.amount}` });
   }
+  assert(closedAs === "captured" || capture === 0, "a release captures nothing");
   const settleKind: EntryKind = hold.kind === "receipt" ? "receipt.settled" : "hold.captured";
   const plan: ClosePlan = {
     hold: {
       ...hold,
-      status: capture > 0 || hold.kind === "receipt" ? "captured" : "released",
+      status: closedAs,
       captured: capture,
       released: hold.amount - capture,
       closedAtMs: nowMs,

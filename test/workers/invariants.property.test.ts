@@ -5,7 +5,7 @@
  * (the `canonicalize` package) and WebCrypto, not src/ledger/hash.ts.
  */
 
-import { runInDurableObject } from "cloudflare:test";
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import canonicalize from "canonicalize";
 import fc from "fast-check";
@@ -27,7 +27,10 @@ type Cmd =
       lifeMin: number | null;
     }
   | { op: "debit"; amount: number; unit: string }
-  | { op: "hold"; amount: number; unit: string }
+  | { op: "hold"; amount: number; unit: string; ttlMin: number }
+  | { op: "receipt"; amount: number; unit: string }
+  | { op: "settle"; index: number; used: number }
+  | { op: "alarm" }
   | { op: "close"; index: number; capture: number | null }
   | { op: "void"; index: number }
   | { op: "advance"; minutes: number };
@@ -51,7 +54,15 @@ const cmd: fc.Arbitrary<Cmd> = fc.oneof(
     op: fc.constant("hold" as const),
     amount: fc.integer({ min: 1, max: 300 }),
     unit: fc.constantFrom(...UNITS),
+    ttlMin: fc.integer({ min: 1, max: 180 }),
   }),
+  fc.record({
+    op: fc.constant("receipt" as const),
+    amount: fc.integer({ min: 1, max: 200 }),
+    unit: fc.constantFrom(...UNITS),
+  }),
+  fc.record({ op: fc.constant("settle" as const), index: fc.nat(), used: fc.nat({ max: 200 }) }),
+  fc.constant({ op: "alarm" as const }),
   fc.record({
     op: fc.constant("close" as const),
     index: fc.nat(),
@@ -70,7 +81,14 @@ async function doNow(accountId: string): Promise<number> {
   return runInDurableObject(ledgerStubFor(accountId), (inst: AccountLedger) => Date.now() + inst.clock.offsetMs);
 }
 
-async function run(accountId: string, c: Cmd, grants: string[], holds: { id: string; amount: number }[]) {
+interface Issued {
+  grants: string[];
+  holds: { id: string; amount: number }[];
+  receipts: { token: string; amount: number; settledWith: number | null }[];
+}
+
+async function run(accountId: string, c: Cmd, issued: Issued) {
+  const { grants, holds, receipts } = issued;
   const base = `/v1/accounts/${accountId}`;
   switch (c.op) {
     case "grant": {
@@ -96,7 +114,8 @@ async function run(accountId: string, c: Cmd, grants: string[], holds: { id: str
       const before = (await call("GET", `${base}/balance?unit=${c.unit}`)).json.available;
       const path = c.op === "debit" ? "debits" : "holds";
       const id = uid(c.op);
-      const res = await call("POST", `${base}/${path}`, { [`${c.op}_id`]: id, amount: c.amount, unit: c.unit });
+      const ttl = c.op === "hold" ? { ttl_seconds: c.ttlMin * 60 } : {};
+      const res = await call("POST", `${base}/${path}`, { [`${c.op}_id`]: id, amount: c.amount, unit: c.unit, ...ttl });
       // All or nothing, exactly when available covers the amount (invariant 1's "never negative").
       expect(res.status).toBe(before >= c.amount ? (c.op === "debit" ? 200 : 201) : 402);
       if (res.status === 402) expect(res.json).toMatchObject({ available: before, requested: c.amount });
@@ -119,6 +138,32 @@ async function run(accountId: string, c: Cmd, grants: string[], holds: { id: str
       expect([200, 409]).toContain(res.status);
       return;
     }
+    case "receipt": {
+      const before = (await call("GET", `${base}/balance?unit=${c.unit}`)).json.available;
+      const res = await call("POST", `${base}/receipts`, { receipt_id: uid("r"), amount: c.amount, unit: c.unit });
+      expect(res.status).toBe(before >= c.amount ? 201 : 402);
+      if (res.status === 201) receipts.push({ token: res.json.receipt, amount: c.amount, settledWith: null });
+      return;
+    }
+    case "settle": {
+      const r = receipts[c.index % Math.max(1, receipts.length)];
+      if (!r) return;
+      const used = Math.min(c.used, r.amount);
+      const res = await call("POST", "/v1/receipts/settle", { receipt: r.token, used });
+      // 7. Settled once: the same use replays, another is refused; use never exceeds amt.
+      if (r.settledWith !== null) expect(res.status).toBe(used === r.settledWith ? 200 : 409);
+      else if (res.status === 200) r.settledWith = used;
+      else expect(res.json.code).toBe("receipt_settled"); // captured in full by the sweep
+      if (res.status === 200) expect(res.json.used).toBeLessThanOrEqual(r.amount);
+      return;
+    }
+    case "alarm":
+      // The alarm (expiry, sweep, shipping) overlapping a drain: one shipper at a time.
+      await Promise.all([
+        runDurableObjectAlarm(ledgerStubFor(accountId)),
+        runInDurableObject(ledgerStubFor(accountId), (inst: AccountLedger) => inst.drain()),
+      ]);
+      return;
     case "advance":
       await advanceClock(accountId, c.minutes * 60_000);
       return;
@@ -127,6 +172,8 @@ async function run(accountId: string, c: Cmd, grants: string[], holds: { id: str
 
 async function checkInvariants(accountId: string) {
   const base = `/v1/accounts/${accountId}`;
+  // A balance read first closes holds past their deadline; every read below then sees one state.
+  await call("GET", `${base}/balance`);
   const lots = (await call("GET", `${base}/grants`)).json.grants as any[];
   const entries = await ledgerEntries(accountId);
   for (const unit of UNITS) {
@@ -174,15 +221,13 @@ describe("ledger invariants against the real Durable Object", () => {
     await fc.assert(
       fc.asyncProperty(fc.array(cmd, { minLength: 3, maxLength: 14 }), async (cmds) => {
         const accountId = uid("prop");
-        const grants: string[] = [];
-        const holds: { id: string; amount: number }[] = [];
+        const issued: Issued = { grants: [], holds: [], receipts: [] };
         await run(
           accountId,
           { op: "grant", amount: 100, type: "purchased", unit: "credits", priority: 1, startMin: 0, lifeMin: null },
-          grants,
-          holds,
+          issued,
         );
-        for (const c of cmds) await run(accountId, c, grants, holds);
+        for (const c of cmds) await run(accountId, c, issued);
         await checkInvariants(accountId);
       }),
       { numRuns: 60 },
