@@ -6,6 +6,8 @@ import { log } from "../log";
 import type { AppContext, AppEnv } from "./context";
 
 export const MAX_BODY_BYTES = 65_536;
+/** What a 503 `overloaded` asks the client to wait before retrying. */
+export const RETRY_AFTER_SECONDS = 5;
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
 
 export const requestId: MiddlewareHandler<AppEnv> = async (c, next) => {
@@ -106,7 +108,7 @@ export function onError(e: Error, c: AppContext): Response {
     });
   }
   c.set("errorCode", problem.code);
-  return c.body(JSON.stringify(problemBody(problem)), statusOf(problem.code), {
-    "content-type": "application/problem+json",
-  });
+  const headers: Record<string, string> = { "content-type": "application/problem+json" };
+  if (problem.code === "overloaded") headers["retry-after"] = String(RETRY_AFTER_SECONDS);
+  return c.body(JSON.stringify(problemBody(problem)), statusOf(problem.code), headers);
 }

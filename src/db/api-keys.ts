@@ -6,6 +6,7 @@
 import { desc, eq } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import type { Role } from "../api/context";
+import { ApiError } from "../errors";
 import { sha256Hex } from "../ledger";
 import { apiKeys } from "./schema";
 
@@ -46,7 +47,10 @@ export async function findApiKey(d1: D1Database, token: string): Promise<ApiKey 
   } catch (e) {
     // D1 unreachable: a key seen recently keeps working; an unseen one cannot be checked.
     if (hit) return hit.key;
-    throw e;
+    throw new ApiError(
+      "overloaded",
+      `API keys cannot be checked right now (${e instanceof Error ? e.message : "D1"}); retry`,
+    );
   }
   if (cache.size >= CACHE_MAX) cache.clear();
   cache.set(hash, { key, atMs: nowMs });

@@ -1,8 +1,31 @@
-import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { createExecutionContext, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { AccountLedger } from "../../src/account/account-do";
-import { balance, debit, grant, ledgerEntries, ledgerStubFor, uid } from "./helpers";
+import worker from "../../src/index";
+import { balance, call, debit, grant, ledgerEntries, ledgerStubFor, uid } from "./helpers";
+
+/** A D1 that is down: every query fails. */
+function downD1(real: D1Database): D1Database {
+  const fail = async () => {
+    throw new Error("D1_ERROR: injected outage");
+  };
+  return new Proxy(real, {
+    get(target, prop, receiver) {
+      if (prop === "prepare") {
+        return () => ({
+          bind: () => ({ first: fail, all: fail, run: fail, raw: fail }),
+          first: fail,
+          all: fail,
+          run: fail,
+          raw: fail,
+        });
+      }
+      if (prop === "batch" || prop === "exec") return fail;
+      return Reflect.get(target, prop, receiver);
+    },
+  });
+}
 
 /** A D1 whose writes fail: batch() and run() throw as during an outage. */
 function failingD1(real: D1Database): D1Database {
@@ -98,5 +121,35 @@ describe("outbox to D1", () => {
       expect(() => state.storage.sql.exec("DELETE FROM entries")).toThrow(/immutable/);
     });
     expect((await d1Entries(a)).length).toBe(1);
+  });
+});
+
+describe("a D1 outage never blocks the gate", () => {
+  it("a gateway key seen before keeps debiting while D1 is down; an unseen key gets 503 with retry-after", async () => {
+    const a = uid();
+    await grant(a, { amount: 10 });
+    const seen = (await call("POST", "/v1/api-keys", { name: "gw seen", role: "gateway" })).json.key;
+    const unseen = (await call("POST", "/v1/api-keys", { name: "gw unseen", role: "gateway" })).json.key;
+    const warm = await call("POST", `/v1/accounts/${a}/debits`, { debit_id: "warm", amount: 1 }, { token: seen });
+    expect(warm.status).toBe(200);
+    const outage = { ...env, DB: downD1(env.DB) };
+    const send = (token: string, id: string) =>
+      worker.fetch(
+        new Request(`http://gate.test/v1/accounts/${a}/debits`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+          body: JSON.stringify({ debit_id: id, amount: 2 }),
+        }),
+        outage,
+        createExecutionContext(),
+      );
+    const during = await send(seen, "during-outage");
+    expect(during.status).toBe(200);
+    expect(((await during.json()) as any).balance.available).toBe(7);
+    const refused = await send(unseen, "unseen-key");
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get("retry-after")).toBe("5");
+    expect(((await refused.json()) as any).code).toBe("overloaded");
+    expect((await balance(a)).available).toBe(7);
   });
 });
