@@ -4,6 +4,7 @@
  * D1 committed but before the outbox rows were deleted) writes nothing twice.
  */
 import type { AlertRecord, Entry } from "../ledger";
+import { log } from "../log";
 
 export type Outbox =
   | { topic: "entry"; payload: Entry }
@@ -15,6 +16,16 @@ export type Outbox =
 export type OnAlerts = (alertIds: string[]) => Promise<unknown>;
 
 export const OUTBOX_BATCH = 50;
+
+/**
+ * The outbox ships this long after a write, so a busy account sends one D1
+ * batch for many writes instead of one per write. D1 history lags by this
+ * much; the gate never waits for it.
+ */
+export const OUTBOX_DELAY_MS = 250;
+
+/** Exponential from 2 s, capped at 5 min: a long D1 outage costs one retry per account every few minutes. */
+const retryBackoffMs = (failures: number): number => Math.min(300_000, 1000 * 2 ** Math.min(failures, 9));
 
 type Shipped = { ok: true; more: boolean; count: number; alertIds: string[] } | { ok: false; error: string };
 
@@ -181,4 +192,71 @@ export async function shipOutbox(
     await onAlerts(alertIds).catch(() => undefined);
   }
   return { ok: true, more: rows.length > OUTBOX_BATCH, count: batch.length, alertIds };
+}
+
+/** Where a courier ships, read at each shipment: tests swap the DO's D1 while it lives. */
+export interface Destination {
+  db: D1Database;
+  accountId: string | null;
+  onAlerts: OnAlerts;
+}
+
+/**
+ * Delivers one account's outbox: one shipper at a time, and a backoff that
+ * grows while D1 keeps failing. The DO takes other calls while a batch awaits
+ * D1, so without the single flight the alarm and drain() could ship the same
+ * rows and an older account/grant upsert could land after a newer one.
+ */
+export class OutboxCourier {
+  private shipping: Promise<Shipped> | null = null;
+  private failures = 0;
+
+  constructor(
+    private readonly sql: SqlStorage,
+    private readonly destination: () => Destination,
+  ) {}
+
+  shipOnce(): Promise<Shipped> {
+    if (this.shipping === null) {
+      const { db, accountId, onAlerts } = this.destination();
+      this.shipping = shipOutbox(this.sql, db, accountId, onAlerts).finally(() => {
+        this.shipping = null;
+      });
+    }
+    return this.shipping;
+  }
+
+  /** Ships batch after batch until the outbox is empty, D1 fails, or 100 batches went. */
+  async drain(): Promise<{ ok: boolean; pending: number }> {
+    for (let i = 0; i < 100; i++) {
+      const shipped = await this.shipOnce();
+      if (!shipped.ok) return { ok: false, pending: this.pending() };
+      if (!shipped.more) break;
+    }
+    return { ok: true, pending: this.pending() };
+  }
+
+  pending(): number {
+    return Number(this.sql.exec("SELECT count(*) AS n FROM outbox").one().n);
+  }
+
+  /** The alarm's batch: on failure, how long to wait before the next try; else whether rows still wait. */
+  async shipForAlarm(): Promise<{ ok: false; retryInMs: number } | { ok: true; more: boolean }> {
+    const shipped = await this.shipOnce();
+    if (!shipped.ok) {
+      this.failures++;
+      const backoffMs = retryBackoffMs(this.failures);
+      log({
+        event: "outbox.retry",
+        account_id: this.destination().accountId,
+        attempt: this.failures,
+        backoff_ms: backoffMs,
+        code: "d1_unavailable",
+        error: shipped.error,
+      });
+      return { ok: false, retryInMs: backoffMs };
+    }
+    this.failures = 0;
+    return { ok: true, more: shipped.more };
+  }
 }

@@ -3,7 +3,9 @@
  * materialized state; entries are the ledger (immutable: triggers refuse
  * UPDATE and DELETE); outbox rows wait for the alarm to ship them to D1.
  */
-import type { Entry, Hold, Lot } from "../ledger";
+import { canonicalJson, type Entry, type Hold, type Lot, type RaisedAlerts, type ReplayEntry } from "../ledger";
+import type { Outbox } from "./outbox";
+import type { AccountRecord } from "./types";
 
 export const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`,
@@ -181,4 +183,142 @@ export function writeEntry(sql: SqlStorage, e: Entry): void {
     e.prev_hash,
     e.hash,
   );
+}
+
+// ── queries the AccountLedger runs ─────────────────────────────────────────
+
+export function readMeta<T>(sql: SqlStorage, key: string): T | null {
+  const row = sql.exec("SELECT value FROM meta WHERE key = ?", key).toArray()[0];
+  return row ? (JSON.parse(String(row.value)) as T) : null;
+}
+
+export function writeMeta(sql: SqlStorage, key: string, value: unknown): void {
+  sql.exec(
+    "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    key,
+    JSON.stringify(value),
+  );
+}
+
+/** Canonical JSON, so a row shipped twice is byte-for-byte the same payload. */
+export function enqueue(sql: SqlStorage, item: Outbox): void {
+  sql.exec("INSERT INTO outbox (topic, payload) VALUES (?, ?)", item.topic, canonicalJson(item.payload));
+}
+
+/** The last entry's seq and hash: where the next transaction's chain starts (null: no entries yet). */
+export function readHead(sql: SqlStorage): { seq: number; hash: string } | null {
+  const head = sql.exec("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1").toArray()[0];
+  return head ? { seq: Number(head.seq), hash: String(head.hash) } : null;
+}
+
+export function readEntriesAfter(sql: SqlStorage, accountId: string, afterSeq: number, limit: number): Entry[] {
+  const rows = sql.exec("SELECT * FROM entries WHERE seq > ? ORDER BY seq LIMIT ?", afterSeq, limit);
+  return rows.toArray().map((r) => entryFromRow(accountId, r));
+}
+
+/** What replaying a unit's balance at `asOfMs` needs from the entries recorded by then. */
+export function replayEntries(sql: SqlStorage, asOfMs: number, unit: string): ReplayEntry[] {
+  return sql
+    .exec(
+      "SELECT grant_id, amount, held_delta, recorded_at_ms FROM entries WHERE recorded_at_ms <= ? AND unit = ?",
+      asOfMs,
+      unit,
+    )
+    .toArray()
+    .map((r) => ({
+      grantId: r.grant_id === null ? null : String(r.grant_id),
+      amount: Number(r.amount),
+      heldDelta: Number(r.held_delta),
+      recordedAtMs: Number(r.recorded_at_ms),
+    }));
+}
+
+export function readLots(sql: SqlStorage): Lot[] {
+  return sql
+    .exec("SELECT * FROM lots")
+    .toArray()
+    .map((r) => lotFromRow(r));
+}
+
+export function readOpenHolds(sql: SqlStorage): Hold[] {
+  return sql
+    .exec("SELECT * FROM holds WHERE status = 'open'")
+    .toArray()
+    .map((r) => holdFromRow(r));
+}
+
+export function readHold(sql: SqlStorage, holdId: string): Hold | null {
+  const row = sql.exec("SELECT * FROM holds WHERE hold_id = ?", holdId).toArray()[0];
+  return row ? holdFromRow(row) : null;
+}
+
+export function holdRecorded(sql: SqlStorage, holdId: string): boolean {
+  return sql.exec("SELECT 1 FROM holds WHERE hold_id = ?", holdId).toArray().length > 0;
+}
+
+/** The idempotency record for a key within a scope: the first body's hash and the answer it got. */
+export interface Remembered {
+  bodyHash: string;
+  status: number;
+  response: string;
+}
+
+export function readIdempotency(sql: SqlStorage, scope: string, key: string): Remembered | null {
+  const row = sql
+    .exec("SELECT body_hash, status, response FROM idempotency WHERE scope = ? AND key = ?", scope, key)
+    .toArray()[0];
+  return row ? { bodyHash: String(row.body_hash), status: Number(row.status), response: String(row.response) } : null;
+}
+
+export function writeIdempotency(
+  sql: SqlStorage,
+  scope: string,
+  key: string,
+  first: { bodyHash: string; status: number; body: unknown },
+  nowMs: number,
+): void {
+  sql.exec(
+    "INSERT INTO idempotency (scope, key, body_hash, status, response, created_at_ms) VALUES (?, ?, ?, ?, ?, ?)",
+    scope,
+    key,
+    first.bodyHash,
+    first.status,
+    JSON.stringify(first.body),
+    nowMs,
+  );
+}
+
+/** Everything one mutation writes; what it leaves out it does not touch. */
+export interface Change {
+  /** A new or updated account row (kept in meta, shipped to the D1 directory). */
+  account?: AccountRecord | null;
+  lots?: readonly Lot[];
+  holds?: readonly Hold[];
+  entries?: readonly Entry[];
+  raised?: RaisedAlerts;
+  /** Rows for D1's grant index: only lots whose indexed facts changed. */
+  grantRows?: readonly object[];
+  idempotency?: { scope: string; key: string; bodyHash: string; status: number; body: unknown } | null;
+}
+
+/**
+ * Writes a change and queues what D1 must learn of it. The caller runs this
+ * inside one transactionSync; outbox rows are queued in the order D1 should
+ * apply them (the account before the entries that reference it).
+ */
+export function writeChange(sql: SqlStorage, c: Change, nowMs: number): void {
+  if (c.account) {
+    writeMeta(sql, "account", c.account);
+    enqueue(sql, { topic: "account", payload: c.account });
+  }
+  for (const lot of c.lots ?? []) writeLot(sql, lot);
+  for (const hold of c.holds ?? []) writeHold(sql, hold);
+  for (const entry of c.entries ?? []) {
+    writeEntry(sql, entry);
+    enqueue(sql, { topic: "entry", payload: entry });
+  }
+  for (const alert of c.raised?.alerts ?? []) enqueue(sql, { topic: "alert", payload: alert });
+  if (c.raised?.lowChanged) writeMeta(sql, "low_balance_state", c.raised.lowBalance);
+  for (const row of c.grantRows ?? []) enqueue(sql, { topic: "grant", payload: row });
+  if (c.idempotency) writeIdempotency(sql, c.idempotency.scope, c.idempotency.key, c.idempotency, nowMs);
 }

@@ -2,10 +2,11 @@
  * Alert rules: pure functions of ledger state and time. The DO applies the
  * ones that must see every change (low balance, expiry); the cron applies the
  * ones that look at history or the calendar (expiring soon, usage spikes).
- * Integers only: a spike is `24 × last hour ≥ factor × trailing sum`, never a
- * division.
+ * Integers only: a spike is `covered hours × last hour ≥ factor × trailing
+ * sum`, never a division.
  */
-import type { EntryDraft } from "./types";
+import { balanceOf } from "./lots";
+import type { EntryDraft, Lot } from "./types";
 
 export const ALERT_TYPES = [
   "balance.low",
@@ -127,41 +128,78 @@ export function expiringWindowDue(
 
 // ── usage.spike ───────────────────────────────────────────────────────────
 
+/**
+ * A spike needs a baseline of at least this many whole hours of history
+ * (or the whole trailing window, when that is shorter): a young account's
+ * second or third hour is not compared with an average it has not lived.
+ */
+export const SPIKE_MIN_COVERED_HOURS = 3;
+
 export interface UsageWindow {
   /** Consumption in (now − 1 h, now]. */
   lastHour: number;
   /** Consumption in (now − (1 + trailingHours) h, now − 1 h]. */
   trailing: number;
+  /**
+   * Whole hours of the trailing window the account's history covers: the
+   * trailing hours for an account older than the window, fewer for a younger
+   * one (see `coveredHours`). The trailing average is `trailing / coveredHours`.
+   */
+  coveredHours: number;
 }
 
 /**
- * A spike: last hour ≥ factor × the trailing hourly average, with some
- * trailing usage to compare against (a first hour of use is not a spike).
- * @example isUsageSpike({lastHour: 240, trailing: 24}, 10, 24) // true: avg 1/h, last hour 240
+ * Whole hours of the trailing window (the `trailingHours` before the last
+ * hour) that lie after the account's first entry, rounded down (a partial
+ * hour does not count, so the average is never diluted by time the account
+ * did not exist). `historyStartMs` null: no history at all, 0 hours.
+ * @example coveredHours(now - 2.5 * HOUR, now, 24) // 1: only (now − 2.5 h, now − 1 h] is history
+ * @example coveredHours(now - 30 * HOUR, now, 24) // 24
+ */
+export function coveredHours(historyStartMs: number | null, nowMs: number, trailingHours: number): number {
+  if (historyStartMs === null) return 0;
+  const hourAgo = nowMs - HOUR_MS;
+  const lived = Math.floor((hourAgo - historyStartMs) / HOUR_MS);
+  return Math.max(0, Math.min(trailingHours, lived));
+}
+
+/**
+ * A spike: last hour ≥ factor × the trailing hourly average over the hours
+ * the account's history covers, with some trailing usage to compare against
+ * (a first hour of use is not a spike) and at least SPIKE_MIN_COVERED_HOURS
+ * of history (or all `trailingHours`, when fewer).
+ * @example isUsageSpike({lastHour: 240, trailing: 24, coveredHours: 24}, 10, 24) // true: avg 1/h
+ * @example isUsageSpike({lastHour: 2, trailing: 1, coveredHours: 1}, 10, 24)     // false: 1 h of history
  */
 export function isUsageSpike(w: UsageWindow, factor: number, trailingHours: number): boolean {
+  const covered = Math.min(w.coveredHours, trailingHours);
+  if (covered < Math.min(SPIKE_MIN_COVERED_HOURS, trailingHours)) return false;
   if (w.trailing <= 0 || w.lastHour <= 0) return false;
-  return w.lastHour * trailingHours >= factor * w.trailing;
+  return w.lastHour * covered >= factor * w.trailing;
 }
 
 /**
  * Sums a synthetic or queried history of consumption events into the two
- * windows `isUsageSpike` compares.
+ * windows `isUsageSpike` compares; the history starts at `historyStartMs`
+ * (the account's first entry), or at the earliest event when not given.
  */
 export function usageWindow(
   events: Iterable<{ atMs: number; amount: number }>,
   nowMs: number,
   trailingHours: number,
+  historyStartMs?: number | null,
 ): UsageWindow {
   const hourAgo = nowMs - HOUR_MS;
   const trailingStart = hourAgo - trailingHours * HOUR_MS;
   let lastHour = 0;
   let trailing = 0;
+  let first: number | null = historyStartMs ?? null;
   for (const e of events) {
+    if (historyStartMs === undefined && (first === null || e.atMs < first)) first = e.atMs;
     if (e.atMs > hourAgo && e.atMs <= nowMs) lastHour += e.amount;
     else if (e.atMs > trailingStart && e.atMs <= hourAgo) trailing += e.amount;
   }
-  return { lastHour, trailing };
+  return { lastHour, trailing, coveredHours: coveredHours(first, nowMs, trailingHours) };
 }
 
 /** Spike alerts are deduplicated per account, unit and clock hour. */
@@ -187,4 +225,42 @@ export function alertRecords(drafts: readonly AlertDraft[], accountId: string | 
     data: d.data,
     created_at: new Date(d.atMs).toISOString(),
   }));
+}
+
+/** The alerts one change raises, and the balance.low state it leaves. */
+export interface RaisedAlerts {
+  alerts: AlertRecord[];
+  lowBalance: LowBalanceState;
+  /** Whether `lowBalance` differs from the state before, so the writer persists it only then. */
+  lowChanged: boolean;
+}
+
+/**
+ * The rules the account applies on every change: balance.low crossings
+ * measured on the lots after the change, and credits.expired for its expiry
+ * drafts. Ids come from `idPrefix`, one per transaction.
+ */
+export function raiseAlerts(change: {
+  accountId: string;
+  thresholds: Readonly<Record<string, number>> | null;
+  lowBalance: Readonly<LowBalanceState>;
+  drafts: readonly EntryDraft[];
+  lots: Iterable<Lot>;
+  nowMs: number;
+  idPrefix: string;
+}): RaisedAlerts {
+  // Only a threshold needs the balance; the common case (none) copies nothing.
+  const lots = change.thresholds ? [...change.lots] : [];
+  const low = lowBalanceCrossings(
+    change.thresholds,
+    change.lowBalance,
+    (unit) => balanceOf(lots, unit, change.nowMs).available,
+    change.nowMs,
+  );
+  const drafts = [...low.alerts, ...expiredAlerts(change.drafts, change.nowMs)];
+  return {
+    alerts: alertRecords(drafts, change.accountId, change.idPrefix),
+    lowBalance: low.state,
+    lowChanged: low.changed,
+  };
 }

@@ -1,5 +1,6 @@
 export * from "./alerts";
 export * from "./draw";
+export * from "./entries";
 export * from "./expire";
 export * from "./grant";
 export * from "./hash";

@@ -1,0 +1,113 @@
+/**
+ * What the AccountLedger answers: outcomes and the response bodies of its
+ * operations. Bodies are computed on the lots as they will be after a change,
+ * which the caller passes in, so they never read the DO's memory.
+ */
+import type { Problem } from "../errors";
+import {
+  type Applied,
+  appliedView,
+  balanceOf,
+  balanceView,
+  grantView,
+  type Hold,
+  iso,
+  type LedgerError,
+  type Lot,
+} from "../ledger";
+import type { HoldRequest, Json, Outcome } from "./types";
+
+export const refuse = (problem: Problem): Outcome => ({ ok: false, problem });
+
+/** A first answer (`replayed` false) or an answer recalled for a repeat. */
+export const answer = (body: unknown, status = 200, replayed = false): Outcome => ({
+  ok: true,
+  status,
+  body: body as Json,
+  replayed,
+});
+
+export const missingAccount = (accountId: string): Outcome =>
+  refuse({ code: "account_not_found", detail: `account ${accountId} does not exist` });
+
+export function fromLedgerError(e: LedgerError): Problem {
+  if (e.code === "insufficient_credits") {
+    return {
+      code: e.code,
+      detail: `available ${e.available} is less than requested ${e.requested}`,
+      extra: { available: e.available, requested: e.requested },
+    };
+  }
+  return { code: e.code, detail: e.detail };
+}
+
+export function balanceJson(accountId: string, unit: string, nowMs: number, lots: Iterable<Lot>): Json {
+  return balanceView(accountId, balanceOf(lots, unit, nowMs), nowMs) as unknown as Json;
+}
+
+/** A grant or a void: the lot as it now stands and the balance of its unit. */
+export function grantBody(accountId: string, lot: Lot, unit: string, nowMs: number, lots: ReadonlyMap<string, Lot>) {
+  return {
+    grant: grantView(lot, nowMs) as unknown as Json,
+    balance: balanceJson(accountId, unit, nowMs, lots.values()),
+  };
+}
+
+export function debitBody(
+  accountId: string,
+  req: { id: string; unit: string; amount: number },
+  applied: Applied[],
+  nowMs: number,
+  lots: ReadonlyMap<string, Lot>,
+) {
+  return {
+    debit_id: req.id,
+    amount: req.amount,
+    unit: req.unit,
+    applied: appliedView(applied),
+    balance: balanceJson(accountId, req.unit, nowMs, lots.values()),
+  };
+}
+
+/** A receipt serves its token and the token's `exp`; a plain hold serves its own deadline. */
+export function reserveBody(req: HoldRequest, hold: Hold, applied: Applied[], balance: Json) {
+  return req.receipt
+    ? {
+        receipt_id: req.id,
+        receipt: req.receipt.token,
+        amount: req.amount,
+        unit: req.unit,
+        expires_at: iso(req.receipt.expiresAtMs),
+        applied: appliedView(applied),
+        balance,
+      }
+    : {
+        hold_id: req.id,
+        amount: req.amount,
+        unit: req.unit,
+        status: "open",
+        expires_at: iso(hold.expiresAtMs),
+        applied: appliedView(applied),
+        balance,
+      };
+}
+
+export const settleBody = (receiptId: string, used: number, released: number, balance: Json) => ({
+  receipt_id: receiptId,
+  used,
+  released,
+  balance,
+});
+
+export function closeView(
+  accountId: string,
+  hold: Hold,
+  action: "capture" | "release",
+  nowMs: number,
+  lots: ReadonlyMap<string, Lot>,
+): Json {
+  const balance = balanceJson(accountId, hold.unit, nowMs, lots.values());
+  return action === "capture"
+    ? { hold_id: hold.holdId, status: hold.status, captured: hold.captured, released: hold.released, balance }
+    : { hold_id: hold.holdId, status: hold.status, released: hold.released, balance };
+}
