@@ -3,7 +3,7 @@ import { z } from "@hono/zod-openapi";
 import type { Entry } from "../ledger";
 import { ledgerOf, pathId, READERS, requireRole, send, validQuery } from "./context";
 import { resource, route } from "./route";
-import { AccountIdParam, problems } from "./schemas";
+import { AccountIdParam, Limit, problems } from "./schemas";
 
 export const ENTRY_MEMBERS = [
   "account_id",
@@ -53,12 +53,7 @@ const Seq = z
   .transform(Number);
 const LedgerQuery = z.strictObject({
   after_seq: Seq.default(0),
-  limit: z
-    .string()
-    .regex(/^\d{1,4}$/, "an integer from 1 to 1000")
-    .transform(Number)
-    .refine((n) => n >= 1 && n <= 1000, "an integer from 1 to 1000")
-    .default(100),
+  limit: Limit(1000, 100),
   format: z.enum(["json", "csv"]).default("json"),
 });
 

@@ -4,7 +4,7 @@ import { getRun, listRuns, runView } from "../db/reconciliation";
 import { ApiError } from "../errors";
 import { pathId, READERS, requireRole, validQuery } from "./context";
 import { resource, route } from "./route";
-import { Id, json, problems } from "./schemas";
+import { Id, json, Limit, problems } from "./schemas";
 
 const RunSchema = z
   .object({
@@ -38,12 +38,7 @@ const RunsQuery = z.strictObject({
     .string()
     .regex(/^\d{1,15}:[A-Za-z0-9._:-]{1,128}$/, "a next_cursor from a previous page")
     .optional(),
-  limit: z
-    .string()
-    .regex(/^\d{1,3}$/, "an integer from 1 to 200")
-    .transform(Number)
-    .refine((n) => n >= 1 && n <= 200, "an integer from 1 to 200")
-    .default(50),
+  limit: Limit(200, 50),
 });
 
 export const reconciliation = resource();

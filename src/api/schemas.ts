@@ -49,6 +49,15 @@ export const Time = z
 
 export const CreditTypeSchema = z.enum(CREDIT_TYPES);
 
+/** A `limit` query parameter: an integer string from 1 to `max`, `fallback` when absent. */
+export const Limit = (max: number, fallback: number) =>
+  z
+    .string()
+    .regex(new RegExp(`^\\d{1,${String(max).length}}$`), `an integer from 1 to ${max}`)
+    .transform(Number)
+    .refine((n) => n >= 1 && n <= max, `an integer from 1 to ${max}`)
+    .default(fallback);
+
 export const BalanceSchema = z
   .object({
     account_id: z.string(),

@@ -6,7 +6,7 @@ import { ALERT_TYPES } from "../ledger";
 import { generateSecret, SECRET_PATTERN, secretKey } from "../webhooks/sign";
 import { pathId, requireRole, validBody, validQuery } from "./context";
 import { resource, route } from "./route";
-import { Id, json, problems, ShortText } from "./schemas";
+import { Id, json, Limit, problems, ShortText } from "./schemas";
 
 const WebhookInput = z
   .strictObject({
@@ -79,12 +79,7 @@ const DeliverySchema = z
 
 const IdParam = z.object({ id: Id });
 const DeliveriesQuery = z.strictObject({
-  limit: z
-    .string()
-    .regex(/^\d{1,3}$/, "an integer from 1 to 200")
-    .transform(Number)
-    .refine((n) => n >= 1 && n <= 200, "an integer from 1 to 200")
-    .default(50),
+  limit: Limit(200, 50),
 });
 
 export const webhooks = resource();

@@ -9,20 +9,7 @@ import { env } from "cloudflare:workers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import worker from "../../src/index";
 import { DEFAULT_POLICY } from "../../src/ledger";
-import { ADMIN, call, type Res, read, uid } from "./helpers";
-
-function expectProblem(res: Res, status: number, code: string): void {
-  expect({ status: res.status, code: res.json?.code, detail: res.json?.detail }).toMatchObject({ status, code });
-  expect(res.headers.get("content-type")).toBe("application/problem+json");
-  expect(res.json).toMatchObject({
-    type: expect.any(String),
-    title: expect.any(String),
-    status,
-    code,
-    detail: expect.any(String),
-  });
-  expect(res.headers.get("x-request-id")).toMatch(/^[A-Za-z0-9._-]{1,128}$/);
-}
+import { ADMIN, call, expectProblem, type Res, read, uid } from "./helpers";
 
 /** Balance (minus its own `as_of`), full ledger, grants and record, as served to the admin. */
 async function snapshot(accountId: string): Promise<string[]> {

@@ -5,7 +5,7 @@
  * ledger, grants and record are byte-for-byte what they were before.
  */
 import { beforeAll, describe, expect, it } from "vitest";
-import { call, fetchWorker, grant, type Res, uid } from "./helpers";
+import { call, expectProblem, fetchWorker, grant, type Res, uid } from "./helpers";
 
 interface Case {
   name: string;
@@ -39,23 +39,6 @@ async function send(c: Case): Promise<Res> {
   // A Uint8Array body gets no implicit content-type, unlike a string body.
   const bytes = typeof payload === "string" ? new TextEncoder().encode(payload) : payload;
   return fetchWorker(new Request(`http://gate.test${c.path}`, { method: c.method, headers, body: bytes }));
-}
-
-/** The RFC 9457 shape with the stable code; every response carries x-request-id. */
-function expectProblem(res: Res, status: number, code: string): void {
-  expect({ status: res.status, code: res.json?.code, detail: res.json?.detail }).toMatchObject({ status, code });
-  expect(res.headers.get("content-type")).toBe("application/problem+json");
-  expect(res.json).toMatchObject({
-    type: expect.any(String),
-    title: expect.any(String),
-    status,
-    code,
-    detail: expect.any(String),
-  });
-  expect(res.json.type.length).toBeGreaterThan(0);
-  expect(res.json.title.length).toBeGreaterThan(0);
-  expect(res.json.detail.length).toBeGreaterThan(0);
-  expect(res.headers.get("x-request-id")).toMatch(/^[A-Za-z0-9._-]{1,128}$/);
 }
 
 /**

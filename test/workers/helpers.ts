@@ -1,6 +1,7 @@
 /** Shared helpers for the Workers suites: HTTP calls through the real Worker entry. */
 import { createExecutionContext, runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
+import { expect } from "vitest";
 import type { AccountLedger } from "../../src/account/account-do";
 import worker from "../../src/index";
 
@@ -99,3 +100,20 @@ export async function advanceClock(accountId: string, ms: number) {
 }
 
 export const iso = (ms: number) => new Date(ms).toISOString();
+
+/** The RFC 9457 shape with the stable code; every response carries x-request-id. */
+export function expectProblem(res: Res, status: number, code: string): void {
+  expect({ status: res.status, code: res.json?.code, detail: res.json?.detail }).toMatchObject({ status, code });
+  expect(res.headers.get("content-type")).toBe("application/problem+json");
+  expect(res.json).toMatchObject({
+    type: expect.any(String),
+    title: expect.any(String),
+    status,
+    code,
+    detail: expect.any(String),
+  });
+  expect(res.json.type.length).toBeGreaterThan(0);
+  expect(res.json.title.length).toBeGreaterThan(0);
+  expect(res.json.detail.length).toBeGreaterThan(0);
+  expect(res.headers.get("x-request-id")).toMatch(/^[A-Za-z0-9._-]{1,128}$/);
+}
