@@ -313,7 +313,12 @@ export class CreditGateClient {
         if (attempt < attempts) await this.sleep(this.backoffMs(attempt, null));
         continue;
       }
-      if (RETRY_STATUSES.has(res.status) && attempt < attempts) {
+      if (RETRY_STATUSES.has(res.status)) {
+        if (attempt === attempts) {
+          // Still shed or failing upstream on the last attempt: the request may or may not
+          // have been processed, which is "unreachable", not a refusal (keep the details).
+          throw new GateUnreachableError(attempts, await this.problemOf(res));
+        }
         lastFailure = new Error(`HTTP ${res.status}`);
         const retryAfter = res.headers.get("retry-after");
         await res.body?.cancel();
@@ -328,14 +333,28 @@ export class CreditGateClient {
   private async read<T>(res: Response, asText: boolean): Promise<T> {
     const text = await res.text();
     if (res.ok && asText) return text as T;
-    let body: unknown = null;
-    try {
-      body = text ? JSON.parse(text) : null;
-    } catch {
-      body = null;
-    }
+    const body = parseJson(text);
     if (!res.ok) throw errorFromResponse(res.status, body, res.headers.get("x-request-id"));
     return body as T;
+  }
+
+  /** The error an answer stands for (problem+json or not), as a CreditGateError. */
+  private async problemOf(res: Response): Promise<CreditGateError> {
+    let text = "";
+    try {
+      text = await res.text();
+    } catch {
+      text = "";
+    }
+    return errorFromResponse(res.status, parseJson(text), res.headers.get("x-request-id"));
+  }
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return text ? JSON.parse(text) : null;
+  } catch {
+    return null;
   }
 }
 

@@ -19,10 +19,19 @@ export class CreditGateError extends Error {
   }
 }
 
-/** No answer from the gate after every attempt (network errors, timeouts, 502/503/504). */
+/**
+ * No usable answer from the gate after every attempt: network errors, timeouts,
+ * or 502/503/504 on the last attempt. The request may or may not have been
+ * processed, so whatever it would have settled or created is still open:
+ * keep it and retry later with the same id.
+ */
 export class GateUnreachableError extends Error {
   override readonly name = "GateUnreachableError";
   readonly code = "gate_unreachable";
+  /** The last attempt's HTTP status when it was a 502/503/504; null for a network error or timeout. */
+  readonly status: number | null;
+  /** The last attempt's problem body (or `unexpected_response`) when it had a status; null otherwise. */
+  readonly problem: CreditGateError | null;
   constructor(
     readonly attempts: number,
     override readonly cause: unknown,
@@ -30,7 +39,20 @@ export class GateUnreachableError extends Error {
     super(
       `the gate did not answer after ${attempts} attempt(s): ${cause instanceof Error ? cause.message : String(cause)}`,
     );
+    this.problem = cause instanceof CreditGateError ? cause : null;
+    this.status = this.problem?.status ?? null;
   }
+}
+
+/**
+ * Whether a failed call may still succeed later with the same request: no
+ * answer (GateUnreachableError, or anything that is not an answer from the
+ * gate), a server error (5xx) or a rate limit (429). A definitive refusal
+ * (another 4xx) is false: repeating the same request cannot change it.
+ */
+export function isTransient(e: unknown): boolean {
+  if (!(e instanceof CreditGateError)) return true;
+  return e.status >= 500 || e.status === 429;
 }
 
 const PROBLEM_MEMBERS = new Set(["type", "title", "status", "code", "detail"]);

@@ -4,7 +4,7 @@
  * and `jose`).
  */
 export { CreditGateClient, type CreditGateClientOptions } from "./client";
-export { CreditGateError, type ErrorCode, errorFromResponse, GateUnreachableError } from "./errors";
+export { CreditGateError, type ErrorCode, errorFromResponse, GateUnreachableError, isTransient } from "./errors";
 export type * from "./types";
 export {
   type Admission,
@@ -12,6 +12,7 @@ export {
   ReceiptVerifier,
   type ReceiptVerifierOptions,
   type RefusalReason,
+  type SettleReport,
   type Usage,
   type VerifiedReceipt,
 } from "./verifier";
@@ -20,5 +21,6 @@ export {
   type ReceiptWalletOptions,
   type Spend,
   type SpendOptions,
+  type WalletSettleReport,
   type WalletStats,
 } from "./wallet";

@@ -244,9 +244,10 @@ export interface Jwks {
 }
 
 /**
- * What to do when the gate cannot be reached (network error or timeout after
- * the client's retries). `closed` refuses the request; `open` admits it and
- * flags it so the usage is collected once the gate is back. Default: closed.
+ * What to do when the gate cannot be reached (network error, timeout, or
+ * 502/503/504 after the client's retries). `closed` refuses the request;
+ * `open` admits it and flags it so the usage is collected once the gate is
+ * back. Default: closed.
  */
 export type FailMode = "closed" | "open";
 

@@ -13,7 +13,11 @@
  * const verifier = new ReceiptVerifier({ gateUrl: "https://gate.example.com", audience: "usage" });
  * const a = await verifier.consume(request.headers.get("x-credit-receipt") ?? "", 3);
  * if (!a.admitted) return new Response(a.reason, { status: 402 });
- * // later, from a timer: await verifier.settle(client);
+ * // later, from a timer (or ctx.waitUntil on each request in a Worker): await verifier.settle(client);
+ *
+ * Exactly one side should settle a receipt: preferably this verifier, which
+ * counts what was really served (give the wallet `settledBy: "verifier"`).
+ * If both do, the second one's 409 `receipt_settled` is taken as done.
  */
 import {
   createLocalJWKSet,
@@ -25,7 +29,7 @@ import {
   jwtVerify,
 } from "jose";
 import type { CreditGateClient } from "./client";
-import { CreditGateError } from "./errors";
+import { CreditGateError, isTransient } from "./errors";
 import type { FailMode, Jwks, SettleResult, WaitUntil } from "./types";
 
 export interface ReceiptVerifierOptions {
@@ -45,12 +49,24 @@ export interface ReceiptVerifierOptions {
   minRefetchIntervalMs?: number;
   /** Refresh the JWKS in the background once it is this old (default 300 s, its Cache-Control). */
   maxJwksAgeMs?: number;
-  /** Receipts tracked at once (default 100 000); settled and long-expired ones are pruned first. */
+  /**
+   * Receipts tracked at once (default 100 000). Only receipts that can never be
+   * spent again are forgotten (settled and past `exp`, or past the settle grace);
+   * when every tracked receipt is still live, new receipts are refused
+   * (`overloaded`) rather than forgetting what a live one has consumed.
+   */
   maxTracked?: number;
   /** Verified tokens remembered so repeat presentations skip the signature check (default 10 000). */
   maxCachedTokens?: number;
   /** When the JWKS cannot be fetched (default `closed`). */
   onGateUnreachable?: FailMode;
+  /**
+   * Fail-open trusts nothing in a token it could not verify (`amt`, `sub`, `jti`
+   * may all be forged), so this caps the credits this instance admits on
+   * unverified receipts: counted until each one verifies (or leaves tracking).
+   * Default 100; 0 makes `open` refuse like `closed`.
+   */
+  failOpenMaxAmount?: number;
   fetch?: typeof fetch;
   /** Epoch ms (test seam). */
   now?: () => number;
@@ -90,6 +106,15 @@ export type Admission =
     }
   | { admitted: false; reason: RefusalReason; detail: string; remaining?: number };
 
+/** What one settle() did. */
+export interface SettleReport {
+  settled: SettleResult[];
+  /** Receipts the gate said were settled already (409 `receipt_settled`, e.g. by the wallet): done. */
+  alreadySettled: string[];
+  /** Refusals (done, nothing more to do) and transport failures (kept, retried by the next settle()). */
+  failed: { receiptId: string; error: unknown }[];
+}
+
 /** Usage of one receipt on this instance, ready to settle. */
 export interface Usage {
   receiptId: string;
@@ -117,12 +142,19 @@ export class ReceiptError extends Error {
 }
 
 interface Tracked extends Usage {
-  settled: boolean;
+  /** No more spending here: a settle was started, with `settleUsed` frozen at that moment. */
+  closed: boolean;
+  /** The `used` sent to the gate; a retry after a transport failure sends the same. */
+  settleUsed: number | null;
+  /** The gate answered the settle (or said it was settled already, or refused it for good). */
+  done: boolean;
 }
 
 const ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const UNIT = /^[a-z][a-z0-9_]{0,31}$/;
 const SETTLE_GRACE_MS = 300_000;
+/** The gate never signs a receipt for longer (ttl_seconds ≤ 3600). */
+const MAX_TTL_MS = 3_600_000;
 
 function claimsOf(payload: Record<string, unknown>): Omit<VerifiedReceipt, "kid"> | null {
   const { jti, sub, amt, unit, iat, exp, aud } = payload;
@@ -152,6 +184,7 @@ export class ReceiptVerifier {
   private readonly maxTracked: number;
   private readonly maxCachedTokens: number;
   private readonly failMode: FailMode;
+  private readonly failOpenMax: number;
   private readonly fetchFn: typeof fetch;
   private readonly now: () => number;
 
@@ -164,6 +197,8 @@ export class ReceiptVerifier {
   private readonly verified = new Map<string, VerifiedReceipt>();
   /** `${accountId} ${receiptId}` → local consumption (receipt ids are unique per account). */
   private readonly tracked = new Map<string, Tracked>();
+  /** Credits admitted on tracked receipts that are not verified (yet): bounded by `failOpenMax`. */
+  private unverifiedUsed = 0;
 
   constructor(opts: ReceiptVerifierOptions) {
     const base = opts.gateUrl?.replace(/\/+$/, "");
@@ -178,6 +213,7 @@ export class ReceiptVerifier {
     this.maxTracked = opts.maxTracked ?? 100_000;
     this.maxCachedTokens = opts.maxCachedTokens ?? 10_000;
     this.failMode = opts.onGateUnreachable ?? "closed";
+    this.failOpenMax = Math.max(0, opts.failOpenMaxAmount ?? 100);
     this.fetchFn = opts.fetch ?? ((input, init) => fetch(input, init));
     this.now = opts.now ?? Date.now;
     if (opts.jwks) this.install(opts.jwks);
@@ -329,11 +365,15 @@ export class ReceiptVerifier {
     return this.take(token, receipt, amount, verified);
   }
 
-  /** Fail-open only: the claims as written, still bounded by `amt` and `exp`. */
+  /** Fail-open only: the claims as written (unverified: nothing in them is trusted beyond `failOpenMax`). */
   private unverifiedClaims(token: string): VerifiedReceipt | null {
     try {
       const claims = claimsOf(decodeJwt(token) as Record<string, unknown>);
-      if (claims === null || this.now() > claims.expiresAtMs + this.toleranceS * 1000) return null;
+      const nowMs = this.now();
+      const toleranceMs = this.toleranceS * 1000;
+      if (claims === null || nowMs > claims.expiresAtMs + toleranceMs) return null;
+      // No gate receipt lives longer than the maximum TTL: a later exp is a forgery.
+      if (claims.expiresAtMs > nowMs + MAX_TTL_MS + toleranceMs) return null;
       return { ...claims, kid: "" };
     } catch {
       return null;
@@ -343,10 +383,33 @@ export class ReceiptVerifier {
   private take(token: string, r: VerifiedReceipt, amount: number, verified: boolean): Admission {
     const key = `${r.accountId} ${r.receiptId}`;
     let t = this.tracked.get(key);
+    if (t !== undefined && verified && !t.verified) {
+      // The real token of a receipt first admitted fail-open: from now on its signed claims are
+      // the limit, not what the unverified token said. Use already past them stays refused.
+      this.unverifiedUsed -= t.used;
+      t.verified = true;
+      t.receipt = token;
+      t.amount = r.amount;
+      t.unit = r.unit;
+      t.expiresAtMs = r.expiresAtMs;
+    }
+    if (t?.closed) return { admitted: false, reason: "settled", detail: "the receipt was settled", remaining: 0 };
+    // The tracked (signed) exp wins over an unverified token's claim.
+    if (t !== undefined && this.now() > t.expiresAtMs + this.toleranceS * 1000) {
+      return { admitted: false, reason: "expired", detail: "the receipt expired" };
+    }
+    const trusted = t?.verified ?? verified;
+    if (!trusted && this.unverifiedUsed + amount > this.failOpenMax) {
+      return {
+        admitted: false,
+        reason: "gate_unreachable",
+        detail: `the receipt cannot be verified and the fail-open allowance (${this.failOpenMax}) is used up`,
+      };
+    }
     if (t === undefined) {
       if (this.tracked.size >= this.maxTracked) this.pruneTracked();
       if (this.tracked.size >= this.maxTracked) {
-        return { admitted: false, reason: "overloaded", detail: `tracking ${this.maxTracked} receipts already` };
+        return { admitted: false, reason: "overloaded", detail: `tracking ${this.maxTracked} live receipts already` };
       }
       t = {
         receiptId: r.receiptId,
@@ -358,33 +421,42 @@ export class ReceiptVerifier {
         expiresAtMs: r.expiresAtMs,
         verified,
         final: false,
-        settled: false,
+        closed: false,
+        settleUsed: null,
+        done: false,
       };
       this.tracked.set(key, t);
-    } else if (verified && !t.verified) {
-      t.verified = true;
-      t.receipt = token;
     }
-    if (t.settled) return { admitted: false, reason: "settled", detail: "the receipt was settled", remaining: 0 };
-    const remaining = t.amount - t.used;
+    const remaining = Math.max(0, t.amount - t.used);
     if (amount > remaining) {
       return { admitted: false, reason: "exhausted", detail: `the receipt has ${remaining} left`, remaining };
     }
     t.used += amount;
+    if (!t.verified) this.unverifiedUsed += amount;
     return {
       admitted: true,
-      receiptId: r.receiptId,
-      accountId: r.accountId,
-      unit: r.unit,
+      receiptId: t.receiptId,
+      accountId: t.accountId,
+      unit: t.unit,
       remaining: t.amount - t.used,
       failOpen: !verified,
     };
   }
 
+  /**
+   * Forgets receipts that can never be spent again AND need nothing more: settled
+   * and past `exp` + tolerance (a re-presented token is then refused as expired),
+   * or past the gate's settle grace (it would refuse the settle anyway). A live
+   * receipt is never forgotten: starting it again at used=0 would spend it twice.
+   */
   private pruneTracked(): void {
     const nowMs = this.now();
     for (const [key, t] of this.tracked) {
-      if (t.settled || nowMs > t.expiresAtMs + SETTLE_GRACE_MS) this.tracked.delete(key);
+      const spent = nowMs > t.expiresAtMs + this.toleranceS * 1000;
+      if ((spent && t.done) || nowMs > t.expiresAtMs + SETTLE_GRACE_MS + this.toleranceS * 1000) {
+        if (!t.verified) this.unverifiedUsed -= t.used;
+        this.tracked.delete(key);
+      }
     }
   }
 
@@ -395,9 +467,18 @@ export class ReceiptVerifier {
     const nowMs = this.now();
     const out: Usage[] = [];
     for (const t of this.tracked.values()) {
-      if (t.settled) continue;
-      const { settled: _settled, ...usage } = t;
-      out.push({ ...usage, final: nowMs > t.expiresAtMs + this.toleranceS * 1000 });
+      if (t.done) continue;
+      out.push({
+        receiptId: t.receiptId,
+        accountId: t.accountId,
+        receipt: t.receipt,
+        unit: t.unit,
+        amount: t.amount,
+        used: t.used,
+        expiresAtMs: t.expiresAtMs,
+        verified: t.verified,
+        final: t.closed || nowMs > t.expiresAtMs + this.toleranceS * 1000,
+      });
     }
     return out;
   }
@@ -405,28 +486,44 @@ export class ReceiptVerifier {
   /**
    * Settles receipts with the gate: by default only those that can no longer
    * be spent (expired); `all: true` settles every one and stops its further
-   * use here. Failures are returned, not thrown, and the receipt stays to retry.
+   * use here. Each receipt's `used` is read at the moment it is closed to
+   * spending, so nothing admitted here goes uncaptured. Failures are returned,
+   * not thrown: a transport failure keeps the receipt (closed, same `used`) for
+   * the next settle(); a refusal is final. A 409 `receipt_settled` (the other
+   * side settled it first) counts as done.
    */
-  async settle(
-    client: CreditGateClient,
-    opts: { all?: boolean } = {},
-  ): Promise<{ settled: SettleResult[]; failed: { receiptId: string; error: unknown }[] }> {
-    const settled: SettleResult[] = [];
-    const failed: { receiptId: string; error: unknown }[] = [];
-    for (const usage of this.report()) {
-      if (!opts.all && !usage.final) continue;
-      const key = `${usage.accountId} ${usage.receiptId}`;
-      const t = this.tracked.get(key);
-      if (!t) continue;
-      t.settled = true; // no spending while the settle is in flight
+  async settle(client: CreditGateClient, opts: { all?: boolean } = {}): Promise<SettleReport> {
+    const nowMs = this.now();
+    // One synchronous pass: pick, close and read `used` with no await in between.
+    const batch: Tracked[] = [];
+    for (const t of this.tracked.values()) {
+      if (t.done) continue;
+      if (t.settleUsed === null) {
+        if (!opts.all && nowMs <= t.expiresAtMs + this.toleranceS * 1000) continue;
+        t.closed = true;
+        t.settleUsed = Math.min(t.used, t.amount);
+      }
+      batch.push(t);
+    }
+    const report: SettleReport = { settled: [], alreadySettled: [], failed: [] };
+    for (const t of batch) {
+      // Capped again at send time: a fail-open receipt upgraded since may have a smaller amt.
+      const used = Math.min(t.settleUsed ?? t.used, t.amount);
+      t.settleUsed = used;
       try {
-        settled.push(await client.settleReceipt({ receipt: usage.receipt, used: usage.used }));
+        report.settled.push(await client.settleReceipt({ receipt: t.receipt, used }));
+        t.done = true;
       } catch (e) {
-        // Definitive refusals stay settled (nothing more can be done); transport failures retry later.
-        if (!(e instanceof CreditGateError)) t.settled = false;
-        failed.push({ receiptId: usage.receiptId, error: e });
+        if (e instanceof CreditGateError && e.code === "receipt_settled") {
+          t.done = true;
+          report.alreadySettled.push(t.receiptId);
+          continue;
+        }
+        report.failed.push({ receiptId: t.receiptId, error: e });
+        // A definitive refusal: nothing more can be done. Otherwise kept for the next settle().
+        if (!isTransient(e)) t.done = true;
       }
     }
-    return { settled, failed };
+    return report;
   }
 }

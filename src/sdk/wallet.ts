@@ -8,14 +8,19 @@
  * Nothing is ever overspent: every receipt's credits were reserved by the
  * gate before the wallet hands out a single one of them.
  *
+ * A receipt not settled by `exp` + 300 s is captured IN FULL by the gate's
+ * sweep, so an idle wallet must still be given the chance to settle: call
+ * `settleDue()` regularly (a Worker: `ctx.waitUntil(wallet.settleDue())` on
+ * each request; a Node service: from a timer). spend() also calls it now and then.
+ *
  * @example
  * const wallet = new ReceiptWallet({ client, accountId: "acct_1", receiptAmount: 100 });
  * const s = await wallet.spend(3);
  * if (s.admitted) await fetch(api, { headers: { "x-credit-receipt": s.receipt ?? "" } });
- * // on shutdown: await wallet.settle();
+ * setInterval(() => void wallet.settleDue(), 15_000); // Node; on shutdown: await wallet.settle();
  */
 import type { CreditGateClient } from "./client";
-import { CreditGateError, GateUnreachableError } from "./errors";
+import { CreditGateError, GateUnreachableError, isTransient } from "./errors";
 import type { FailMode, ReceiptCreated, SettleResult, WaitUntil } from "./types";
 
 export interface ReceiptWalletOptions {
@@ -37,6 +42,18 @@ export interface ReceiptWalletOptions {
   exhaustedBackoffMs?: number;
   /** Settle a receipt in the background as soon as it is used up or retired (default true). */
   autoSettle?: boolean;
+  /**
+   * Which side settles the receipts this wallet spent from; exactly one side
+   * should (default `wallet`). `verifier`: the service's ReceiptVerifier settles
+   * them with what it really served; this wallet then settles at once only the
+   * receipts it never handed out (used 0), and a spent one only as a fallback
+   * 150 s after its `exp` (a receipt the service never saw; if the verifier
+   * settled it first, the gate's replay or 409 `receipt_settled` counts as done).
+   * settle() settles everything at once either way.
+   */
+  settledBy?: "wallet" | "verifier";
+  /** spend() starts a background settleDue() at most this often, when something is due (default 1 000 ms). */
+  settleDueIntervalMs?: number;
   /** When no receipt can be had because the gate is unreachable (default `closed`). */
   onGateUnreachable?: FailMode;
   /** Prefix for receipt and debit ids (default `w`). */
@@ -72,15 +89,33 @@ export type Spend =
       available?: number;
     };
 
+/** A settle the gate refused with 409 `receipt_settled`: the other side settled it first. */
+type SettleOutcome = SettleResult | "elsewhere";
+
 interface Held {
   receiptId: string;
   token: string;
   amount: number;
   used: number;
   expiresAtMs: number;
-  settling: Promise<SettleResult> | null;
-  settled: SettleResult | null;
+  settling: Promise<SettleOutcome> | null;
+  settled: SettleOutcome | null;
 }
+
+/** What settle() / settleDue() did. */
+export interface WalletSettleReport {
+  settled: SettleResult[];
+  /** Receipts the gate said were already settled (409 `receipt_settled`, e.g. by the verifier): done. */
+  alreadySettled: string[];
+  /** Refusals (dropped: nothing more can be done) and transport failures (kept for the next call). */
+  failed: { receiptId: string; error: unknown }[];
+  /** Fail-open usage debited by this call, and what is still owed. */
+  unbackedDebited: number;
+  unbackedLeft: number;
+}
+
+/** With `settledBy: "verifier"`, how long after `exp` the wallet settles a spent receipt itself. */
+const VERIFIER_FIRST_MS = 150_000;
 
 export interface WalletStats {
   admitted: number;
@@ -92,6 +127,8 @@ export interface WalletStats {
   /** Receipts settled with the gate, and the credits they captured. */
   settled: number;
   settledUsed: number;
+  /** Receipts the gate said the other side had settled already. */
+  settledElsewhere: number;
 }
 
 export class ReceiptWallet {
@@ -106,6 +143,8 @@ export class ReceiptWallet {
   private readonly retireBeforeExpiryMs: number;
   private readonly exhaustedBackoffMs: number;
   private readonly autoSettle: boolean;
+  private readonly settledBy: "wallet" | "verifier";
+  private readonly settleDueIntervalMs: number;
   private readonly failMode: FailMode;
   private readonly idPrefix: string;
   private readonly now: () => number;
@@ -120,8 +159,22 @@ export class ReceiptWallet {
   private readonly finished: Held[] = [];
   /** After a 402: until when to refuse locally, and what the gate said was available. */
   private exhausted: { untilMs: number; available: number } | null = null;
+  /**
+   * A receipt request that got no answer: the gate may have created it. The
+   * next request reuses its id and amount, so the gate replays it instead of
+   * reserving another (which would be captured in full, never spent).
+   */
+  private inTransit: { receiptId: string; amount: number } | null = null;
+  /** Fail-open usage not yet in a debit batch. */
   private unbacked = 0;
+  /** The debit in progress: its id always carries this amount, so a retry is the same request. */
+  private unbackedBatch: { debitId: string; amount: number } | null = null;
   private unbackedSeq = 0;
+  private flushing: Promise<number> | null = null;
+  /** Makes debit ids unique across wallets and restarts that share an idPrefix. */
+  private readonly instanceId = crypto.randomUUID();
+  private dueRun: Promise<WalletSettleReport> | null = null;
+  private nextDueCheckMs = Number.NEGATIVE_INFINITY;
   private readonly stats: WalletStats = {
     admitted: 0,
     refused: 0,
@@ -131,6 +184,7 @@ export class ReceiptWallet {
     reserved: 0,
     settled: 0,
     settledUsed: 0,
+    settledElsewhere: 0,
   };
 
   constructor(opts: ReceiptWalletOptions) {
@@ -148,6 +202,8 @@ export class ReceiptWallet {
     this.retireBeforeExpiryMs = opts.retireBeforeExpiryMs ?? Math.min(2_000, (this.ttlSeconds * 1000) / 4);
     this.exhaustedBackoffMs = opts.exhaustedBackoffMs ?? 1_000;
     this.autoSettle = opts.autoSettle ?? true;
+    this.settledBy = opts.settledBy ?? "wallet";
+    this.settleDueIntervalMs = opts.settleDueIntervalMs ?? 1_000;
     this.failMode = opts.onGateUnreachable ?? "closed";
     this.idPrefix = opts.idPrefix ?? "w";
     this.now = opts.now ?? Date.now;
@@ -164,6 +220,7 @@ export class ReceiptWallet {
    */
   async spend(amount: number, opts: SpendOptions = {}): Promise<Spend> {
     if (!Number.isSafeInteger(amount) || amount < 1) return { admitted: false, reason: "invalid_amount" };
+    this.kickDue(opts.waitUntil);
     // Bounded: each turn spends, refuses, or brings in a new receipt.
     for (let turn = 0; turn < 4; turn++) {
       const cur = this.promote(amount, opts.waitUntil);
@@ -174,6 +231,7 @@ export class ReceiptWallet {
       try {
         if (!(await this.acquire(amount))) return this.refuse(this.exhausted?.available ?? 0);
       } catch (e) {
+        // No answer, or 502/503/504 to the last attempt: the fail mode decides.
         if (!(e instanceof GateUnreachableError)) throw e;
         return this.unreachable(amount, opts.onGateUnreachable ?? this.failMode);
       }
@@ -201,7 +259,7 @@ export class ReceiptWallet {
     if (this.current === h) this.current = null;
     if (this.ready === h) this.ready = null;
     this.finished.push(h);
-    if (this.autoSettle) {
+    if (this.autoSettle && this.now() >= this.settleAfterMs(h)) {
       const settling = this.settleOne(h).catch(() => undefined);
       waitUntil?.(settling);
     }
@@ -260,23 +318,31 @@ export class ReceiptWallet {
     const p = (async () => {
       let want = Math.max(min, this.receiptAmount);
       for (let attempt = 0; attempt < 2; attempt++) {
+        // After a request that got no answer, ask again under its id and amount: if the
+        // gate created it, it replays that receipt instead of reserving a second one.
+        const ask = this.inTransit ?? { receiptId: `${this.idPrefix}_${crypto.randomUUID()}`, amount: want };
+        this.inTransit = ask;
         try {
           const created = await this.client.createReceipt(this.accountId, {
-            receipt_id: `${this.idPrefix}_${crypto.randomUUID()}`,
-            amount: want,
+            receipt_id: ask.receiptId,
+            amount: ask.amount,
             unit: this.unit,
             ttl_seconds: this.ttlSeconds,
             ...(this.audience === undefined ? {} : { audience: this.audience }),
           });
+          this.inTransit = null;
           this.exhausted = null;
           const h = this.held(created);
           this.place(h);
           return h;
         } catch (e) {
+          // No answer (or a 5xx): it may have been created, so `inTransit` stays for the next request.
+          if (!(e instanceof CreditGateError) || e.status >= 500) throw e;
+          this.inTransit = null; // a refusal: nothing was created under that id
           if (!(e instanceof CreditGateError) || e.code !== "insufficient_credits") throw e;
           const available = typeof e.extra.available === "number" ? e.extra.available : 0;
           this.exhausted = { untilMs: this.now() + this.exhaustedBackoffMs, available };
-          if (available < min || available >= want) return null;
+          if (available < min || available >= ask.amount) return null;
           want = available;
         }
       }
@@ -316,21 +382,23 @@ export class ReceiptWallet {
 
   // ── settlement ───────────────────────────────────────────────────────────
 
-  /** Settles one retired receipt once; a transport failure leaves it queued for settle(). */
-  private settleOne(h: Held): Promise<SettleResult> {
+  /** When a retired receipt may be settled by this wallet (see `settledBy`). */
+  private settleAfterMs(h: Held): number {
+    return this.settledBy === "wallet" || h.used === 0 ? Number.NEGATIVE_INFINITY : h.expiresAtMs + VERIFIER_FIRST_MS;
+  }
+
+  /** Settles one retired receipt once; a transport failure leaves it queued, a refusal drops it. */
+  private settleOne(h: Held): Promise<SettleOutcome> {
     if (h.settled) return Promise.resolve(h.settled);
     if (h.settling) return h.settling;
     const p = this.client.settleReceipt({ receipt: h.token, used: h.used }).then(
-      (res) => {
-        h.settled = res;
-        this.stats.settled++;
-        this.stats.settledUsed += res.used;
-        const i = this.finished.indexOf(h);
-        if (i >= 0) this.finished.splice(i, 1);
-        return res;
-      },
-      (e: unknown) => {
+      (res): SettleOutcome => this.closeHeld(h, res),
+      (e: unknown): SettleOutcome => {
+        // The other side settled it first: done, not an error.
+        if (e instanceof CreditGateError && e.code === "receipt_settled") return this.closeHeld(h, "elsewhere");
         h.settling = null;
+        // Refused for good (e.g. past its grace): nothing more can be done with it.
+        if (!isTransient(e)) this.unqueue(h);
         throw e;
       },
     );
@@ -338,47 +406,144 @@ export class ReceiptWallet {
     return p;
   }
 
+  private closeHeld(h: Held, outcome: SettleOutcome): SettleOutcome {
+    h.settled = outcome;
+    if (outcome === "elsewhere") {
+      this.stats.settledElsewhere++;
+    } else {
+      this.stats.settled++;
+      this.stats.settledUsed += outcome.used;
+    }
+    this.unqueue(h);
+    return outcome;
+  }
+
+  private unqueue(h: Held): void {
+    const i = this.finished.indexOf(h);
+    if (i >= 0) this.finished.splice(i, 1);
+  }
+
+  /** Whether settleDue() has anything to do now. */
+  private hasDue(nowMs: number): boolean {
+    if (this.unbacked > 0 || this.unbackedBatch !== null) return true;
+    for (const h of [this.current, this.ready]) if (h !== null && this.retireDue(h, nowMs)) return true;
+    return this.finished.some((h) => h.settling === null && nowMs >= this.settleAfterMs(h));
+  }
+
+  /** A held receipt that cannot be spent any more: used up, or inside the retire window before `exp`. */
+  private retireDue(h: Held, nowMs: number): boolean {
+    return h.used >= h.amount || nowMs >= h.expiresAtMs - this.retireBeforeExpiryMs;
+  }
+
+  /** From spend(): a background settleDue() when something is due, at most once per interval. */
+  private kickDue(waitUntil?: WaitUntil): void {
+    const nowMs = this.now();
+    if (this.dueRun !== null || nowMs < this.nextDueCheckMs) return;
+    this.nextDueCheckMs = nowMs + this.settleDueIntervalMs;
+    if (!this.hasDue(nowMs)) return;
+    waitUntil?.(this.settleDue());
+  }
+
+  /**
+   * Settles what is due, and only that: retires the current or prefetched
+   * receipt once it is used up or about to expire, settles retired receipts
+   * (again, if an earlier settle got no answer), and debits fail-open usage.
+   * Call it regularly: an idle wallet otherwise never settles, and the sweep
+   * captures an unsettled receipt in full at `exp` + 300 s. In a Worker:
+   * `ctx.waitUntil(wallet.settleDue())`; in Node: from a timer. Never throws.
+   */
+  settleDue(): Promise<WalletSettleReport> {
+    if (this.dueRun !== null) return this.dueRun;
+    const run = (async () => {
+      const nowMs = this.now();
+      for (const h of [this.current, this.ready]) if (h !== null && this.retireDue(h, nowMs)) this.retire(h);
+      return this.settleQueued(false);
+    })();
+    this.dueRun = run;
+    const clear = () => {
+      if (this.dueRun === run) this.dueRun = null;
+    };
+    run.then(clear, clear);
+    return run;
+  }
+
   /**
    * Settles every receipt this wallet took, the current one included (the
    * next spend fetches a new one), and debits what was admitted fail-open.
    * Transport failures stay queued for the next call; refusals are returned.
    */
-  async settle(): Promise<{
-    settled: SettleResult[];
-    failed: { receiptId: string; error: unknown }[];
-    unbackedDebited: number;
-    unbackedLeft: number;
-  }> {
+  async settle(): Promise<WalletSettleReport> {
     if (this.pending !== null) await this.pending.catch(() => null);
     if (this.current !== null) this.retire(this.current);
     if (this.ready !== null) this.retire(this.ready);
-    const settled: SettleResult[] = [];
-    const failed: { receiptId: string; error: unknown }[] = [];
-    for (const h of [...this.finished]) {
-      try {
-        settled.push(await this.settleOne(h));
-      } catch (e) {
-        failed.push({ receiptId: h.receiptId, error: e });
-        // The gate refused it for good (e.g. past its grace): nothing more to do with it.
-        if (e instanceof CreditGateError) this.finished.splice(this.finished.indexOf(h), 1);
-      }
-    }
-    const unbackedDebited = await this.flushUnbacked();
-    return { settled, failed, unbackedDebited, unbackedLeft: this.unbacked };
+    return this.settleQueued(true);
   }
 
-  /** Debits usage admitted fail-open, by one stable debit id per batch (so retries never charge twice). */
-  private async flushUnbacked(): Promise<number> {
-    if (this.unbacked === 0) return 0;
-    const amount = this.unbacked;
-    const debitId = `${this.idPrefix}_unbacked_${this.unbackedSeq}`;
-    try {
-      await this.client.debit(this.accountId, { debit_id: debitId, amount, unit: this.unit });
-    } catch {
-      return 0;
+  private async settleQueued(force: boolean): Promise<WalletSettleReport> {
+    const nowMs = this.now();
+    const report: WalletSettleReport = {
+      settled: [],
+      alreadySettled: [],
+      failed: [],
+      unbackedDebited: 0,
+      unbackedLeft: 0,
+    };
+    for (const h of [...this.finished]) {
+      if (!force && nowMs < this.settleAfterMs(h)) continue;
+      try {
+        const outcome = await this.settleOne(h);
+        if (outcome === "elsewhere") report.alreadySettled.push(h.receiptId);
+        else report.settled.push(outcome);
+      } catch (e) {
+        report.failed.push({ receiptId: h.receiptId, error: e });
+      }
     }
-    this.unbacked -= amount;
-    this.unbackedSeq++;
-    return amount;
+    report.unbackedDebited = await this.flushUnbacked();
+    report.unbackedLeft = this.unbacked + (this.unbackedBatch?.amount ?? 0);
+    return report;
+  }
+
+  /**
+   * Debits usage admitted fail-open in batches. A batch's id and amount are
+   * fixed when it is formed and kept until the gate takes it, so a retry is the
+   * same request (the gate replays it) and never a 409; usage admitted
+   * meanwhile waits for the next batch.
+   */
+  private flushUnbacked(): Promise<number> {
+    if (this.flushing !== null) return this.flushing;
+    const run = (async () => {
+      let debited = 0;
+      for (let round = 0; round < 3; round++) {
+        if (this.unbackedBatch === null) {
+          if (this.unbacked === 0) break;
+          this.unbackedBatch = {
+            debitId: `${this.idPrefix}_unbacked_${this.instanceId}_${this.unbackedSeq++}`,
+            amount: this.unbacked,
+          };
+          this.unbacked = 0;
+        }
+        const batch = this.unbackedBatch;
+        try {
+          await this.client.debit(this.accountId, { debit_id: batch.debitId, amount: batch.amount, unit: this.unit });
+        } catch (e) {
+          // Only another request under the same id could cause this: owe the amount under a new id.
+          if (e instanceof CreditGateError && e.code === "idempotency_conflict") {
+            this.unbackedBatch = null;
+            this.unbacked += batch.amount;
+            continue;
+          }
+          break; // no answer, or refused (e.g. 402): the same batch is tried again next time
+        }
+        this.unbackedBatch = null;
+        debited += batch.amount;
+      }
+      return debited;
+    })();
+    this.flushing = run;
+    const clear = () => {
+      if (this.flushing === run) this.flushing = null;
+    };
+    run.then(clear, clear);
+    return run;
   }
 }

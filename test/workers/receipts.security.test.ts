@@ -8,6 +8,7 @@ import {
   importJWK,
   type JWK,
   type JWTPayload,
+  jwtVerify,
   SignJWT,
   UnsecuredJWT,
 } from "jose";
@@ -134,6 +135,22 @@ const FORGERIES: [string, Forge][] = [
   ],
   ["not a receipt: amt as a string (gate key)", async (r) => signWithGateKey({ ...r.claims, amt: "100" })],
   ["not a receipt: typ at+jwt (gate key)", async (r) => signWithGateKey(r.claims, { typ: "at+jwt" })],
+  [
+    "no kid in the header (gate key, otherwise a valid receipt)",
+    async (r) => {
+      const token = await new SignJWT(r.claims)
+        .setProtectedHeader({ alg: "ES256", typ: "JWT" })
+        .sign(await importJWK(testKey(), "ES256"));
+      // The control: the signature and claims are good; only the kid is missing.
+      const { d: _d, ...publicHalf } = testKey();
+      const { protectedHeader, payload } = await jwtVerify(token, await importJWK(publicHalf, "ES256"), {
+        issuer: "credit-gate",
+      });
+      expect(protectedHeader.kid).toBeUndefined();
+      expect(payload).toMatchObject({ jti: r.claims.jti, sub: r.accountId, amt: r.claims.amt });
+      return token;
+    },
+  ],
   ["not a JWT at all", async () => "not-a-jwt"],
 ];
 
