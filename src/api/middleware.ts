@@ -43,11 +43,8 @@ export const bodyGuard: MiddlewareHandler<AppEnv> = async (c, next) => {
   c.set("body", undefined);
   if (c.req.method === "GET" || c.req.method === "HEAD") return next();
   const declared = Number(c.req.header("content-length") ?? "0");
-  if (declared > MAX_BODY_BYTES)
-    throw new ApiError("payload_too_large", `bodies are limited to ${MAX_BODY_BYTES} bytes`);
-  const raw = await c.req.arrayBuffer();
-  if (raw.byteLength > MAX_BODY_BYTES)
-    throw new ApiError("payload_too_large", `bodies are limited to ${MAX_BODY_BYTES} bytes`);
+  if (declared > MAX_BODY_BYTES) throw tooLarge();
+  const raw = await readCapped(c.req.raw.body, MAX_BODY_BYTES);
   if (raw.byteLength === 0) return next();
   const type = (c.req.header("content-type") ?? "").split(";")[0]?.trim().toLowerCase();
   if (type !== "application/json") {
@@ -60,6 +57,36 @@ export const bodyGuard: MiddlewareHandler<AppEnv> = async (c, next) => {
   }
   return next();
 };
+
+const tooLarge = () => new ApiError("payload_too_large", `bodies are limited to ${MAX_BODY_BYTES} bytes`);
+
+/**
+ * Reads a body, refusing it as soon as it passes `cap` bytes: a chunked body
+ * without content-length is never buffered whole.
+ */
+async function readCapped(body: ReadableStream<Uint8Array> | null, cap: number): Promise<Uint8Array> {
+  if (body === null) return new Uint8Array(0);
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > cap) {
+      await reader.cancel();
+      throw tooLarge();
+    }
+    chunks.push(value);
+  }
+  const out = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return out;
+}
 
 /** Bearer token -> caller: the bootstrap ADMIN_TOKEN or an API key. */
 export const auth: MiddlewareHandler<AppEnv> = async (c, next) => {

@@ -6,7 +6,7 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import { DEFAULT_POLICY } from "../../src/ledger";
-import { advanceClock, call, grant, ledgerEntries, uid } from "./helpers";
+import { ADMIN, advanceClock, call, expectProblem, fetchWorker, grant, ledgerEntries, uid } from "./helpers";
 
 describe("ledger pages", () => {
   it("next_after_seq is the page's last seq until the last page, then null; CSV streams every page", async () => {
@@ -66,5 +66,36 @@ describe("PUT /v1/policy", () => {
     const put = await call("PUT", "/v1/policy", { order: ["created"] });
     expect(put.json).toEqual({ ...DEFAULT_POLICY, hold_on_expiry: "capture", order: ["created"] });
     expect((await call("GET", "/v1/policy")).json).toEqual(put.json);
+  });
+});
+
+describe("body size", () => {
+  it("a streamed body without content-length is refused once it passes 64 KiB; nothing moves", async () => {
+    const a = uid();
+    await grant(a, { amount: 10 });
+    const before = await ledgerEntries(a);
+    let sent = 0;
+    const chunk = new TextEncoder().encode(" ".repeat(8192));
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        // JSON that would be valid if it were read whole: spaces, then a debit.
+        if (sent >= 9) {
+          controller.enqueue(new TextEncoder().encode('{"debit_id":"big","amount":1}'));
+          controller.close();
+          return;
+        }
+        sent++;
+        controller.enqueue(chunk);
+      },
+    });
+    const res = await fetchWorker(
+      new Request(`http://gate.test/v1/accounts/${a}/debits`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
+        body,
+      }),
+    );
+    expectProblem(res, 413, "payload_too_large");
+    expect(await ledgerEntries(a)).toEqual(before);
   });
 });
