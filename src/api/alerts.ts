@@ -2,7 +2,6 @@
 import { z } from "@hono/zod-openapi";
 import { loadAlertSettings, saveAlertSettings } from "../db/alert-settings";
 import { alertView, listAlerts } from "../db/alerts";
-import { ApiError } from "../errors";
 import { ALERT_TYPES } from "../ledger";
 import { READERS, requireRole, validBody, validQuery } from "./context";
 import { resource, route } from "./route";
@@ -38,6 +37,7 @@ const SettingsSchema = z
   .strictObject({
     expiring_days: z
       .array(z.number().int().min(1).max(365))
+      .min(1)
       .max(5)
       .refine((a) => new Set(a).size === a.length, "no repeated windows"),
     spike_factor: z.number().int().min(2).max(1000),
@@ -108,9 +108,6 @@ route(
     requireRole(c, ["admin"]);
     const patch = validBody(c, SettingsSchema.partial());
     const next = { ...(await loadAlertSettings(c.env.DB)), ...patch };
-    if (next.expiring_days.length === 0 && patch.expiring_days === undefined) {
-      throw new ApiError("invalid_request", "expiring_days may not be empty");
-    }
     await saveAlertSettings(c.env.DB, next);
     return c.json(next);
   },

@@ -2,12 +2,13 @@
  * credits.expiring: N days before a lot expires (N from the alert settings,
  * default 7 and 1), once per window. Lots come from the D1 grant index;
  * the amount is read from the owning DO (the index does not follow every
- * draw). `grants.expiring_notified_days` records the smallest window told, so
- * each lot leaves the query once told and the backlog always moves.
+ * draw). `grants.expiring_notified_days` records the smallest window told
+ * (the UPDATE only ever lowers it), so each lot leaves the query once told and
+ * the backlog always moves.
  */
 import { loadAlertSettings } from "../db/alert-settings";
 import { recordAlerts } from "../db/alerts";
-import { type AlertRecord, expiringWindowDue, type GrantView } from "../ledger";
+import { type AlertRecord, expiringWindowDue, type GrantView, sha256Hex } from "../ledger";
 import { dispatchAlerts } from "../webhooks/dispatch";
 import { accountStub, type JobContext, mapLimit, PARALLEL } from "./job";
 
@@ -21,6 +22,14 @@ interface Candidate {
   expires_at_ms: number;
   expiring_notified_days: number | null;
 }
+
+/**
+ * One alert per lot and window, whatever the length of the ids (each up to
+ * 128 characters): hashed like the drift and spike alert ids, so no suffix is
+ * ever cut off and the 1-day alert never collides with the 7-day one.
+ */
+export const expiringAlertId = (accountId: string, grantId: string, days: number): string =>
+  `expiring_${sha256Hex(`${accountId}\u0000${grantId}\u0000${days}`).slice(0, 32)}`;
 
 /** The unheld remainder per lot, from the DO (null: the account could not answer). */
 async function remainders(env: Env, accountId: string): Promise<Map<string, GrantView> | null> {
@@ -64,7 +73,7 @@ export async function runExpiring(ctx: JobContext) {
     const amount = g ? g.remaining - g.held : 0;
     if (amount > 0 && g?.status !== "voided") {
       alerts.push({
-        id: `expiring_${c.account_id}_${c.grant_id}_${window}d`.slice(0, 256),
+        id: expiringAlertId(c.account_id, c.grant_id, window),
         type: "credits.expiring",
         account_id: c.account_id,
         unit: c.unit,
@@ -79,10 +88,14 @@ export async function runExpiring(ctx: JobContext) {
         created_at: new Date(ctx.nowMs).toISOString(),
       });
     }
+    // Only ever lowers: an overlapping run that already told a smaller window is not undone.
     marks.push(
       db
-        .prepare("UPDATE grants SET expiring_notified_days = ? WHERE account_id = ? AND grant_id = ?")
-        .bind(window, c.account_id, c.grant_id),
+        .prepare(
+          `UPDATE grants SET expiring_notified_days = ? WHERE account_id = ? AND grant_id = ?
+           AND (expiring_notified_days IS NULL OR expiring_notified_days > ?)`,
+        )
+        .bind(window, c.account_id, c.grant_id, window),
     );
   }
   const fresh = await recordAlerts(db, alerts);

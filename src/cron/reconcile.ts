@@ -2,44 +2,69 @@
  * Reconciliation: proves D1 equal to each Durable Object, account by account.
  * Accounts come from three places, together at most RECONCILE_BATCH +
  * AUDIT_BATCH per run:
+ *   - retries first: checkpoints marked `behind` (chain verification or the
+ *     audit part way, or the last check failed or lagged), least recently
+ *     checked first, up to RETRY_BATCH;
  *   - touched since the last run: account_heads rows after the watermark
- *     (updated_at_ms, account_id), i.e. every account that shipped entries;
- *   - accounts whose chain verification is behind (more new entries than one
- *     run verifies);
+ *     (updated_at_ms, account_id), i.e. every account that shipped entries,
+ *     filling the rest of RECONCILE_BATCH; the watermark keeps a one-minute
+ *     overlap for slow commits (./touched.ts);
  *   - a rolling audit over every account, so a D1 change nobody shipped is
- *     still found.
+ *     still found: it also re-verifies the account's D1 chain from seq 1 up to
+ *     its checkpoint, one page per run, continued by the next run.
  * For each: the DO's head seq, hash and lots summed per unit and type are
  * compared with D1's replay up to the same seq, and the D1 chain after the
  * last checkpoint is re-verified (src/ledger/reconcile.ts). An account with
  * unshipped outbox rows is drained first; if rows remain it is "lagging", not
- * drifted. Every run and every drift is recorded in D1; a drift raises a
- * reconciliation.drift alert and is never repaired here.
+ * drifted, and is retried. Every run and every drift is recorded in D1; a
+ * drift raises a reconciliation.drift alert and is never repaired here.
  */
 import { recordAlerts } from "../db/alerts";
 import { readCronState, writeCronState } from "../db/cron-state";
 import { type Checkpoint, loadCheckpoints, type RunRecord, readReplay, runStatements } from "../db/reconciliation";
-import { type AlertRecord, chainDrift, compareAccount, type Drift, GENESIS_HASH, sha256Hex } from "../ledger";
+import {
+  type AlertRecord,
+  type AuditPosition,
+  auditStep,
+  chainDrift,
+  compareAccount,
+  type Drift,
+  GENESIS_HASH,
+  sha256Hex,
+} from "../ledger";
 import { dispatchAlerts } from "../webhooks/dispatch";
 import { accountStub, type JobContext, mapLimit, PARALLEL } from "./job";
+import { touchedSince } from "./touched";
 
-/** Touched accounts per run (see docs/jobs.md for the measurement behind it). */
+/** Retried plus touched accounts per run (see docs/jobs.md for the measurement behind it). */
 export const RECONCILE_BATCH = 200;
+/** Of those, at most this many retries, so touched accounts keep moving while some cannot be checked. */
+export const RETRY_BATCH = 50;
 export const AUDIT_BATCH = 20;
-/** D1 entries whose hashes one run re-verifies per account. */
+/** D1 entries whose hashes one run re-verifies per account (after the checkpoint, and again per audit page). */
 export const VERIFY_LIMIT = 1000;
 const WATERMARK = "reconcile.watermark";
 const AUDIT_CURSOR = "reconcile.audit_cursor";
-
-type Watermark = { ms: number; id: string };
 
 type AccountResult =
   | { status: "ok" | "drift"; drifts: Drift[]; checkpoint: Checkpoint; verified: number }
   | { status: "lagging" | "failed"; error?: string };
 
+/** The audit page to read: from the account's audit position (or seq 0) up to where verification starts. */
+function auditFrom(checkpoint: Checkpoint | undefined, start: number): AuditPosition | null {
+  if (start === 0) return null; // nothing below the checkpoint: the forward pass verifies from genesis
+  const seq = checkpoint?.audit_seq ?? 0;
+  const hash = checkpoint?.audit_hash ?? null;
+  // A position at or past the target, or without its hash, cannot be continued: start the pass again.
+  if (seq === 0 || seq >= start || hash === null) return { seq: 0, hash: GENESIS_HASH };
+  return { seq, hash };
+}
+
 async function reconcileAccount(
   ctx: JobContext,
   accountId: string,
   checkpoint: Checkpoint | undefined,
+  audit: boolean,
 ): Promise<AccountResult> {
   const stub = accountStub(ctx.env, accountId);
   let snap = await stub.reconcileState();
@@ -52,56 +77,63 @@ async function reconcileAccount(
   const fromHash = fromSeq === (checkpoint?.verified_seq ?? 0) ? (checkpoint?.verified_hash ?? GENESIS_HASH) : null;
   // A checkpoint beyond the DO's head cannot be continued: verify from the start.
   const start = fromHash === null ? 0 : fromSeq;
-  const replay = await readReplay(ctx.env.DB, accountId, snap.seq, start, VERIFY_LIMIT);
+  const startHash = fromHash ?? GENESIS_HASH;
+  // The audit runs when the rolling cursor reaches the account, and continues a pass under way.
+  const auditAt = audit || (checkpoint?.audit_seq ?? 0) > 0 ? auditFrom(checkpoint, start) : null;
+  const replay = await readReplay(
+    ctx.env.DB,
+    accountId,
+    snap.seq,
+    start,
+    VERIFY_LIMIT,
+    auditAt ? { afterSeq: auditAt.seq, upToSeq: start } : null,
+  );
   // D1 rows above the snapshot may be entries written since; only the DO's head read afterwards can tell.
   const laterHead = replay.maxSeq > snap.seq ? (await stub.head()).seq : snap.seq;
   const drifts = compareAccount(snap, replay, laterHead);
-  const chain = chainDrift(replay.slice, start, fromHash ?? GENESIS_HASH);
+  const chain = chainDrift(replay.slice, start, startHash);
   if (chain) drifts.push(chain);
+  const step = auditAt
+    ? auditStep(replay.auditPage, auditAt, { seq: start, hash: startHash }, VERIFY_LIMIT)
+    : { drift: null, verified: 0, next: null };
+  if (step.drift) drifts.push(step.drift);
   const last = replay.slice[replay.slice.length - 1];
   const verifiedSeq = chain || !last ? start : last.seq;
-  const verifiedHash = chain || !last ? (fromHash ?? GENESIS_HASH) : last.hash;
+  const verifiedHash = chain || !last ? startHash : last.hash;
   return {
     status: drifts.length > 0 ? "drift" : "ok",
     drifts,
-    verified: chain ? 0 : replay.slice.length,
+    verified: (chain ? 0 : replay.slice.length) + step.verified,
     checkpoint: {
       account_id: accountId,
       verified_seq: verifiedSeq,
       verified_hash: verifiedHash,
-      behind: !chain && verifiedSeq < snap.seq ? 1 : 0,
+      behind: (!chain && verifiedSeq < snap.seq) || step.next !== null ? 1 : 0,
+      audit_seq: step.next?.seq ?? 0,
+      audit_hash: step.next?.hash ?? null,
     },
   };
 }
 
 async function candidates(db: D1Database) {
-  const mark = (await readCronState<Watermark>(db, WATERMARK)) ?? { ms: 0, id: "" };
-  const touched = await db
-    .prepare(
-      `SELECT account_id, updated_at_ms FROM account_heads
-       WHERE updated_at_ms > ? OR (updated_at_ms = ? AND account_id > ?)
-       ORDER BY updated_at_ms, account_id LIMIT ?`,
-    )
-    .bind(mark.ms, mark.ms, mark.id, RECONCILE_BATCH)
-    .all<{ account_id: string; updated_at_ms: number }>();
-  const behind = await db
-    .prepare("SELECT account_id FROM reconciliation_checkpoints WHERE behind = 1 LIMIT ?")
-    .bind(AUDIT_BATCH)
+  const retry = await db
+    .prepare("SELECT account_id FROM reconciliation_checkpoints WHERE behind = 1 ORDER BY checked_at_ms LIMIT ?")
+    .bind(RETRY_BATCH)
     .all<{ account_id: string }>();
-  const auditFrom = (await readCronState<string>(db, AUDIT_CURSOR)) ?? "";
+  const touched = await touchedSince(db, WATERMARK, RECONCILE_BATCH - retry.results.length);
+  const auditCursor = (await readCronState<string>(db, AUDIT_CURSOR)) ?? "";
   const audit = await db
     .prepare("SELECT account_id FROM account_heads WHERE account_id > ? ORDER BY account_id LIMIT ?")
-    .bind(auditFrom, AUDIT_BATCH)
+    .bind(auditCursor, AUDIT_BATCH)
     .all<{ account_id: string }>();
-  const lastTouched = touched.results[touched.results.length - 1];
   const lastAudited = audit.results[audit.results.length - 1]?.account_id ?? "";
   return {
-    accounts: [...new Set([...touched.results, ...behind.results, ...audit.results].map((r) => r.account_id))],
-    touched: touched.results.length,
+    accounts: [...new Set([...retry.results, ...touched.rows, ...audit.results].map((r) => r.account_id))],
+    audited: new Set(audit.results.map((r) => r.account_id)),
+    touched: touched.rows.length,
+    retried: retry.results.length,
     cursorUpdates: [
-      ...(lastTouched
-        ? [writeCronState(db, WATERMARK, { ms: lastTouched.updated_at_ms, id: lastTouched.account_id })]
-        : []),
+      ...(touched.commit ? [touched.commit] : []),
       writeCronState(db, AUDIT_CURSOR, audit.results.length < AUDIT_BATCH ? "" : lastAudited),
     ],
   };
@@ -129,7 +161,8 @@ export async function runReconciliation(ctx: JobContext) {
   const checkpoints = await loadCheckpoints(db, found.accounts);
   const results = await mapLimit(found.accounts, PARALLEL, async (accountId) => {
     try {
-      return { accountId, result: await reconcileAccount(ctx, accountId, checkpoints.get(accountId)) };
+      const audit = found.audited.has(accountId);
+      return { accountId, result: await reconcileAccount(ctx, accountId, checkpoints.get(accountId), audit) };
     } catch (e) {
       const failed: AccountResult = { status: "failed", error: String(e) };
       return { accountId, result: failed };
@@ -145,12 +178,17 @@ export async function runReconciliation(ctx: JobContext) {
     entriesVerified: 0,
     drifts: [],
     checkpoints: [],
+    retries: [],
   };
   const alerts: AlertRecord[] = [];
   for (const { accountId, result } of results) {
-    if (result.status === "lagging") run.accountsLagging++;
-    else if (result.status === "failed") run.accountsFailed++;
-    else if (result.status === "ok" || result.status === "drift") {
+    if (result.status === "lagging") {
+      run.accountsLagging++;
+      run.retries.push(accountId);
+    } else if (result.status === "failed") {
+      run.accountsFailed++;
+      run.retries.push(accountId);
+    } else if (result.status === "ok" || result.status === "drift") {
       run.accountsChecked++;
       run.entriesVerified += result.verified;
       run.checkpoints.push(result.checkpoint);
@@ -165,6 +203,7 @@ export async function runReconciliation(ctx: JobContext) {
     run_id: runId,
     accounts: found.accounts.length,
     touched: found.touched,
+    retried: found.retried,
     checked: run.accountsChecked,
     lagging: run.accountsLagging,
     failed: run.accountsFailed,

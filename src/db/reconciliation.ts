@@ -2,13 +2,18 @@
  * Reconciliation in D1: what the ledger replays to for one account, the
  * per-account chain checkpoints, and the recorded runs and drifts.
  */
-import { type D1Replay, type Drift, type Entry, iso, type Totals } from "../ledger";
+import { type D1Replay, type Drift, type Entry, GENESIS_HASH, iso, type Totals } from "../ledger";
 
 export interface Checkpoint {
   account_id: string;
   verified_seq: number;
   verified_hash: string;
+  /** 1: the next run comes back (verification or audit part way, or the last check did not finish). */
   behind: number;
+  /** The rolling audit's position below the checkpoint (0: no pass under way). */
+  audit_seq: number;
+  /** The hash at audit_seq; null at 0. */
+  audit_hash: string | null;
 }
 
 interface EntryRow {
@@ -69,8 +74,10 @@ export async function loadCheckpoints(db: D1Database, accountIds: readonly strin
 
 /**
  * One D1 round trip: Σ amount and Σ held_delta per unit and type over seq ≤
- * `seq`, the row count, the hash at `seq`, the highest seq, and the next
- * `verifyLimit` entries after the checkpoint for chain verification.
+ * `seq`, the row count, the hash at `seq`, the highest seq, the next
+ * `verifyLimit` entries after the checkpoint for chain verification, and,
+ * when asked, the next audit page: up to `verifyLimit` entries in
+ * (`audit.afterSeq`, `audit.upToSeq`].
  */
 export async function readReplay(
   db: D1Database,
@@ -78,8 +85,13 @@ export async function readReplay(
   seq: number,
   afterSeq: number,
   verifyLimit: number,
-): Promise<D1Replay & { slice: Entry[] }> {
-  const [totals, head, max, slice] = await db.batch([
+  audit: { afterSeq: number; upToSeq: number } | null = null,
+): Promise<D1Replay & { slice: Entry[]; auditPage: Entry[] }> {
+  const pageOf = (after: number, upTo: number) =>
+    db
+      .prepare("SELECT * FROM ledger_entries WHERE account_id = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?")
+      .bind(accountId, after, upTo, verifyLimit);
+  const [totals, head, max, slice, auditPage] = await db.batch([
     db
       .prepare(
         `SELECT unit, credit_type, SUM(amount) AS remaining, SUM(held_delta) AS held, COUNT(*) AS n
@@ -88,9 +100,8 @@ export async function readReplay(
       .bind(accountId, seq),
     db.prepare("SELECT hash FROM ledger_entries WHERE account_id = ? AND seq = ?").bind(accountId, seq),
     db.prepare("SELECT COALESCE(MAX(seq), 0) AS max_seq FROM ledger_entries WHERE account_id = ?").bind(accountId),
-    db
-      .prepare("SELECT * FROM ledger_entries WHERE account_id = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?")
-      .bind(accountId, afterSeq, seq, verifyLimit),
+    pageOf(afterSeq, seq),
+    ...(audit ? [pageOf(audit.afterSeq, audit.upToSeq)] : []),
   ]);
   const sums = (totals?.results ?? []) as (Totals & { n: number })[];
   return {
@@ -104,6 +115,7 @@ export async function readReplay(
       held: Number(t.held),
     })),
     slice: ((slice?.results ?? []) as EntryRow[]).map(entryFromD1),
+    auditPage: ((auditPage?.results ?? []) as EntryRow[]).map(entryFromD1),
   };
 }
 
@@ -117,6 +129,8 @@ export interface RunRecord {
   entriesVerified: number;
   drifts: { accountId: string; drift: Drift }[];
   checkpoints: Checkpoint[];
+  /** Accounts whose check did not finish (failed or lagging): the next run retries them first. */
+  retries: string[];
 }
 
 /** The run, its drifts and the advanced checkpoints, as statements for one batch. */
@@ -163,12 +177,26 @@ export function runStatements(db: D1Database, run: RunRecord): D1PreparedStateme
     statements.push(
       db
         .prepare(
-          `INSERT INTO reconciliation_checkpoints (account_id, verified_seq, verified_hash, behind, checked_at_ms)
-           VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id) DO UPDATE SET verified_seq = excluded.verified_seq,
-            verified_hash = excluded.verified_hash, behind = excluded.behind, checked_at_ms = excluded.checked_at_ms
+          `INSERT INTO reconciliation_checkpoints (account_id, verified_seq, verified_hash, behind, checked_at_ms,
+            audit_seq, audit_hash) VALUES (?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (account_id) DO UPDATE SET verified_seq = excluded.verified_seq,
+            verified_hash = excluded.verified_hash, behind = excluded.behind, checked_at_ms = excluded.checked_at_ms,
+            audit_seq = excluded.audit_seq, audit_hash = excluded.audit_hash
            WHERE excluded.verified_seq >= reconciliation_checkpoints.verified_seq`,
         )
-        .bind(c.account_id, c.verified_seq, c.verified_hash, c.behind, run.finishedAtMs),
+        .bind(c.account_id, c.verified_seq, c.verified_hash, c.behind, run.finishedAtMs, c.audit_seq, c.audit_hash),
+    );
+  }
+  for (const accountId of run.retries) {
+    // Keep what was verified; only ask the next run to come back.
+    statements.push(
+      db
+        .prepare(
+          `INSERT INTO reconciliation_checkpoints (account_id, verified_seq, verified_hash, behind, checked_at_ms)
+           VALUES (?, 0, ?, 1, ?)
+           ON CONFLICT (account_id) DO UPDATE SET behind = 1, checked_at_ms = excluded.checked_at_ms`,
+        )
+        .bind(accountId, GENESIS_HASH, run.finishedAtMs),
     );
   }
   return statements;

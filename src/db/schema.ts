@@ -241,16 +241,29 @@ export const reconciliationDrifts = sqliteTable(
   (t) => [index("reconciliation_drifts_run").on(t.runId), index("reconciliation_drifts_account").on(t.accountId)],
 );
 
-/** How far each account's D1 hash chain has been re-verified, so each run checks only new entries. */
+/**
+ * How far each account's D1 hash chain has been re-verified, so each run
+ * checks only new entries, and how far the rolling audit has re-verified it
+ * again from seq 1.
+ */
 export const reconciliationCheckpoints = sqliteTable(
   "reconciliation_checkpoints",
   {
     accountId: text("account_id").primaryKey(),
     verifiedSeq: integer("verified_seq").notNull(),
     verifiedHash: text("verified_hash").notNull(),
-    /** 1 while the chain has more shipped entries than one run verifies: the next run comes back. */
+    /**
+     * 1 while the next run must come back: the chain has more shipped entries
+     * than one run verifies, the audit below the checkpoint is part way, or
+     * the last check could not finish (the DO failed or its outbox lagged).
+     */
     behind: integer("behind").notNull(),
     checkedAtMs: integer("checked_at_ms").notNull(),
+    /** The rolling audit's position: D1's chain from seq 1 is re-verified up to here (0: no pass under way). */
+    auditSeq: integer("audit_seq").notNull().default(0),
+    /** The hash at `audit_seq` (null at 0: the genesis hash). */
+    auditHash: text("audit_hash"),
   },
-  (t) => [index("reconciliation_checkpoints_behind").on(t.behind)],
+  // Retries come back least recently checked first.
+  (t) => [index("reconciliation_checkpoints_behind").on(t.behind, t.checkedAtMs)],
 );

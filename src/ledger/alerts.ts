@@ -150,9 +150,10 @@ export interface UsageWindow {
 
 /**
  * Whole hours of the trailing window (the `trailingHours` before the last
- * hour) that lie after the account's first entry, rounded down (a partial
- * hour does not count, so the average is never diluted by time the account
- * did not exist). `historyStartMs` null: no history at all, 0 hours.
+ * hour) that lie after the history starts (the cron takes the unit's first
+ * grant on the account), rounded down: a partial hour does not count, so the
+ * average is never diluted by time the account could not have used.
+ * `historyStartMs` null: no history at all, 0 hours.
  * @example coveredHours(now - 2.5 * HOUR, now, 24) // 1: only (now − 2.5 h, now − 1 h] is history
  * @example coveredHours(now - 30 * HOUR, now, 24) // 24
  */
@@ -180,8 +181,8 @@ export function isUsageSpike(w: UsageWindow, factor: number, trailingHours: numb
 
 /**
  * Sums a synthetic or queried history of consumption events into the two
- * windows `isUsageSpike` compares; the history starts at `historyStartMs`
- * (the account's first entry), or at the earliest event when not given.
+ * windows `isUsageSpike` compares; the history starts at `historyStartMs`,
+ * or at the earliest event when not given.
  */
 export function usageWindow(
   events: Iterable<{ atMs: number; amount: number }>,

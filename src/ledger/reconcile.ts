@@ -153,3 +153,51 @@ export function chainDrift(entries: readonly Entry[], afterSeq: number, afterHas
     detail: `D1 chain breaks at seq ${broken.seq}: ${broken.reason}`,
   };
 }
+
+/** Where an account's audit of its D1 chain below the checkpoint stands: after `seq`, whose hash is `hash`. */
+export interface AuditPosition {
+  seq: number;
+  hash: string;
+}
+
+export interface AuditStep {
+  drift: Drift | null;
+  /** Entries this page re-hashed. */
+  verified: number;
+  /** Where the next page starts; null: the pass is over (reached the target, or broke), start again from seq 1. */
+  next: AuditPosition | null;
+}
+
+/**
+ * One bounded page of the rolling audit, which re-verifies an account's D1
+ * chain from seq 1 up to its verified checkpoint (`target`), a page per
+ * visit, so an edit below the checkpoint that keeps sums, count and head is
+ * still found. `page` holds the D1 entries after `from.seq`, at most
+ * `pageLimit`, none beyond `target.seq`. The pass ends at the target, whose
+ * hash must be the checkpoint's (a rewritten stretch that re-links cannot
+ * reach it), or at the first break, which is a `chain` drift.
+ */
+export function auditStep(
+  page: readonly Entry[],
+  from: AuditPosition,
+  target: AuditPosition,
+  pageLimit: number,
+): AuditStep {
+  const broken = chainDrift(page, from.seq, from.hash);
+  if (broken) return { drift: { ...broken, detail: `audit: ${broken.detail}` }, verified: 0, next: null };
+  const last = page[page.length - 1];
+  const reached: AuditPosition = last ? { seq: last.seq, hash: last.hash } : from;
+  const chain = (detail: string): AuditStep => ({
+    drift: { kind: "chain", unit: null, credit_type: null, expected: target.hash, actual: String(reached.seq), detail },
+    verified: page.length,
+    next: null,
+  });
+  if (reached.seq >= target.seq) {
+    if (reached.seq === target.seq && reached.hash === target.hash)
+      return { drift: null, verified: page.length, next: null };
+    return chain(`audit: D1 hash at seq ${reached.seq} differs from the verified checkpoint`);
+  }
+  if (page.length < pageLimit)
+    return chain(`audit: D1 has no entry after seq ${reached.seq} (checkpoint ${target.seq})`);
+  return { drift: null, verified: page.length, next: reached };
+}

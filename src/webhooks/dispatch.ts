@@ -1,8 +1,12 @@
 /**
  * Alert fan-out: one delivery row and one queue message per (alert, webhook
  * subscribed to its type). Idempotent: delivery ids derive from the pair, the
- * rows are INSERT OR IGNORE'd, and the consumer skips deliveries already
- * closed, so the DO's immediate dispatch and the cron's backstop may overlap.
+ * rows are INSERT OR IGNORE'd, and only the dispatch whose INSERT created the
+ * row queues its message, so the DO's immediate dispatch and the cron's
+ * backstop may overlap without queueing a delivery twice. A dispatch that
+ * stopped between creating rows and marking its alerts leaves them
+ * undispatched; the backstop re-queues such rows once they are older than its
+ * grace period and still unattempted (the consumer skips closed deliveries).
  */
 import { sha256Hex } from "../ledger";
 
@@ -51,8 +55,31 @@ async function selectAlerts(db: D1Database, sel: AlertSelection): Promise<Pendin
 }
 
 /**
- * Queues a delivery for every matching webhook, then marks the alerts
- * dispatched. A crash before the mark leaves them for the next try (the cron).
+ * Delivery rows of still-undispatched alerts created before `createdBeforeMs`
+ * and never attempted: the dispatch that created them stopped before marking
+ * its alerts, perhaps before queueing their messages.
+ */
+async function strandedDeliveries(db: D1Database, ids: readonly string[], createdBeforeMs: number) {
+  const out: string[] = [];
+  for (let i = 0; i < ids.length; i += ID_CHUNK) {
+    const chunk = ids.slice(i, i + ID_CHUNK);
+    const { results } = await db
+      .prepare(
+        `SELECT id FROM webhook_deliveries WHERE status = 'pending' AND attempts = 0 AND created_at_ms < ?
+         AND id IN (${chunk.map(() => "?").join(",")})`,
+      )
+      .bind(createdBeforeMs, ...chunk)
+      .all<{ id: string }>();
+    out.push(...results.map((r) => r.id));
+  }
+  return out;
+}
+
+/**
+ * Creates a delivery for every matching webhook and queues the ones it
+ * created, then marks the alerts dispatched. A crash before the mark leaves
+ * them for the backstop (the cron), which re-queues stranded rows.
+ * `deliveries` counts the messages queued.
  */
 export async function dispatchAlerts(
   db: D1Database,
@@ -67,7 +94,7 @@ export async function dispatchAlerts(
   const subscribed = hooks.map((h) => ({ id: h.id, types: new Set(JSON.parse(h.event_types) as string[]) }));
   const nowMs = Date.now();
   const inserts: D1PreparedStatement[] = [];
-  const messages: MessageSendRequest<DeliveryMessage>[] = [];
+  const ids: string[] = [];
   for (const alert of alerts) {
     for (const hook of subscribed) {
       if (!hook.types.has(alert.type)) continue;
@@ -80,10 +107,22 @@ export async function dispatchAlerts(
           )
           .bind(id, hook.id, alert.id, alert.type, nowMs, nowMs),
       );
-      messages.push({ body: { delivery_id: id }, contentType: "json" });
+      ids.push(id);
     }
   }
-  if (inserts.length > 0) await db.batch(inserts);
+  const inserted = inserts.length > 0 ? await db.batch(inserts) : [];
+  // Queue only the rows this call created: another dispatch that created a row queues its own message.
+  const toSend = ids.filter((_, i) => (inserted[i]?.meta.changes ?? 0) > 0);
+  const existing = ids.filter((_, i) => (inserted[i]?.meta.changes ?? 0) === 0);
+  if ("recordedBeforeMs" in sel && existing.length > 0) {
+    toSend.push(...(await strandedDeliveries(db, existing, sel.recordedBeforeMs)));
+  }
+  const messages = toSend.map(
+    (id): MessageSendRequest<DeliveryMessage> => ({
+      body: { delivery_id: id },
+      contentType: "json",
+    }),
+  );
   for (let i = 0; i < messages.length; i += SEND_CHUNK) await queue.sendBatch(messages.slice(i, i + SEND_CHUNK));
   const marks: D1PreparedStatement[] = [];
   for (let i = 0; i < alerts.length; i += ID_CHUNK) {

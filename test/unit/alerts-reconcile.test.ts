@@ -1,8 +1,11 @@
 /** Pure alert and reconciliation rules (src/ledger/alerts.ts, src/ledger/reconcile.ts). */
 import { describe, expect, it } from "vitest";
+import { nextWatermark } from "../../src/cron/touched";
 import {
+  auditStep,
   chainDrift,
   compareAccount,
+  coveredHours,
   type DoSnapshot,
   type EntryDraft,
   expiredAlerts,
@@ -109,7 +112,7 @@ describe("usage.spike on a synthetic history", () => {
   it("flags a last hour at least factor × the trailing hourly average, and nothing below it", () => {
     const now = T0 + 100 * HOUR;
     const spike = usageWindow(history(3, 30, now), now, 24);
-    expect(spike).toEqual({ lastHour: 30, trailing: 72 });
+    expect(spike).toEqual({ lastHour: 30, trailing: 72, coveredHours: 24 });
     expect(isUsageSpike(spike, 10, 24)).toBe(true);
     const below = usageWindow(history(3, 29, now), now, 24);
     expect(isUsageSpike(below, 10, 24)).toBe(false);
@@ -118,8 +121,60 @@ describe("usage.spike on a synthetic history", () => {
   });
 
   it("a first hour of use, or an idle hour, is not a spike", () => {
-    expect(isUsageSpike({ lastHour: 500, trailing: 0 }, 10, 24)).toBe(false);
-    expect(isUsageSpike({ lastHour: 0, trailing: 100 }, 10, 24)).toBe(false);
+    expect(isUsageSpike({ lastHour: 500, trailing: 0, coveredHours: 24 }, 10, 24)).toBe(false);
+    expect(isUsageSpike({ lastHour: 0, trailing: 100, coveredHours: 24 }, 10, 24)).toBe(false);
+  });
+
+  it("averages over the hours the account's history covers, not the whole trailing window", () => {
+    const now = T0 + 100 * HOUR;
+    expect(coveredHours(now - 30 * HOUR, now, 24)).toBe(24);
+    expect(coveredHours(now - 25 * HOUR, now, 24)).toBe(24);
+    expect(coveredHours(now - 6 * HOUR - 1, now, 24)).toBe(5);
+    expect(coveredHours(now - 2.5 * HOUR, now, 24)).toBe(1);
+    expect(coveredHours(now - 30 * 60_000, now, 24)).toBe(0);
+    expect(coveredHours(null, now, 24)).toBe(0);
+    // A 6-hour-old account using 3 an hour, then 30: 30 × 5 ≥ 10 × 15, a spike over its own average…
+    const young = (lastHour: number) => {
+      const start = now - 6 * HOUR;
+      const events = [1, 2, 3, 4, 5].map((h) => ({ atMs: start + h * HOUR - 60_000, amount: 3 }));
+      return usageWindow([...events, { atMs: now - 60_000, amount: lastHour }], now, 24, start);
+    };
+    expect(young(30)).toEqual({ lastHour: 30, trailing: 15, coveredHours: 5 });
+    expect(isUsageSpike(young(30), 10, 24)).toBe(true);
+    // …while steady use, the same each hour, is not (over 24 h it would be: 6 × 24 ≥ 10 × 15).
+    expect(isUsageSpike(young(6), 10, 24)).toBe(false);
+  });
+
+  it("needs a few hours of history before any spike: a new account consuming steadily is left alone", () => {
+    const now = T0 + 100 * HOUR;
+    const start = now - 2.5 * HOUR; // granted 2.5 h ago, 1 an hour since
+    const events = [1, 2, 2.5].map((h) => ({ atMs: start + h * HOUR - 60_000, amount: 1 }));
+    const w = usageWindow(events, now, 24, start);
+    expect(w).toEqual({ lastHour: 2, trailing: 1, coveredHours: 1 });
+    expect(isUsageSpike(w, 10, 24)).toBe(false);
+    // Even a real burst waits for three covered hours.
+    expect(isUsageSpike({ lastHour: 1000, trailing: 1, coveredHours: 2 }, 10, 24)).toBe(false);
+    expect(isUsageSpike({ lastHour: 1000, trailing: 1, coveredHours: 3 }, 10, 24)).toBe(true);
+    // A trailing window shorter than the minimum needs only itself.
+    expect(isUsageSpike({ lastHour: 100, trailing: 1, coveredHours: 2 }, 10, 2)).toBe(true);
+    // Without a start given, history starts at the earliest event (here 1 h 31 min ago: no whole hour before the last).
+    expect(usageWindow(events, now, 24).coveredHours).toBe(0);
+  });
+});
+
+describe("touched-since watermark", () => {
+  const mark = { ms: 1_000, id: "b" };
+  it("follows the rows read while they are older than the overlap", () => {
+    expect(nextWatermark(mark, { ms: 5_000, id: "c" }, 100_000, 60_000)).toEqual({ ms: 5_000, id: "c" });
+    expect(nextWatermark(mark, null, 100_000, 60_000)).toEqual(mark);
+  });
+  it("never passes read time − overlap, so a commit stamped before its rows still visible is read next run", () => {
+    expect(nextWatermark(mark, { ms: 99_000, id: "c" }, 100_000, 60_000)).toEqual({ ms: 40_000, id: "" });
+    // …and never moves back.
+    expect(nextWatermark({ ms: 50_000, id: "a" }, { ms: 99_000, id: "c" }, 100_000, 60_000)).toEqual({
+      ms: 50_000,
+      id: "a",
+    });
   });
 });
 
@@ -177,5 +232,61 @@ describe("reconciliation compare", () => {
     const tampered = chain.map((e) => (e.seq === 2 ? { ...e, amount: -200 } : e));
     expect(chainDrift(tampered, 0, GENESIS_HASH)?.detail).toMatch(/seq 2: hash does not match/);
     expect(chainDrift([chain[0]!, chain[2]!], 0, GENESIS_HASH)?.detail).toMatch(/seq 3: expected seq 2/);
+  });
+});
+
+describe("rolling audit below the checkpoint", () => {
+  const drafts = [1, 2, 3, 4, 5, 6, 7].map((i) => ({
+    kind: "debit" as const,
+    unit: "credits",
+    amount: -i,
+    heldDelta: 0,
+    grantId: "a",
+    creditType: "purchased" as const,
+    ref: `d${i}`,
+    reason: null,
+    effectiveAtMs: T0,
+    recordedAtMs: T0,
+  }));
+  const chain = serveChain("acct", drafts);
+  const at = (seq: number) => ({ seq, hash: seq === 0 ? GENESIS_HASH : chain[seq - 1]!.hash });
+  const page = (after: number, upTo: number, limit: number) =>
+    chain.filter((e) => e.seq > after && e.seq <= upTo).slice(0, limit);
+
+  it("walks from seq 1 to the checkpoint in bounded pages, continuing where the last page stopped", () => {
+    const target = at(5);
+    let from = at(0);
+    const pages: number[] = [];
+    for (;;) {
+      const step = auditStep(page(from.seq, target.seq, 2), from, target, 2);
+      expect(step.drift).toBeNull();
+      pages.push(step.verified);
+      if (step.next === null) break;
+      from = step.next;
+    }
+    expect(pages).toEqual([2, 2, 1]);
+    // A page that ends exactly on the checkpoint finishes the pass.
+    expect(auditStep(page(2, 4, 2), at(2), at(4), 2)).toEqual({ drift: null, verified: 2, next: null });
+  });
+
+  it("finds an edit below the checkpoint that keeps every sum, the count and the head", () => {
+    const edited = chain.map((e) => (e.seq === 2 ? { ...e, reason: "edited" } : e));
+    const step = auditStep(edited.slice(0, 5), at(0), at(5), 10);
+    expect(step.drift).toMatchObject({ kind: "chain", actual: "2" });
+    expect(step.drift?.detail).toMatch(/^audit: D1 chain breaks at seq 2: hash does not match/);
+    expect(step.next).toBeNull();
+  });
+
+  it("a stretch rewritten with fresh hashes cannot re-link to the verified checkpoint", () => {
+    // seq 1–3 rebuilt consistently with a changed seq 2: the chain verifies on its own, but not to the checkpoint.
+    const rebuilt = serveChain("acct", drafts.map((d, i) => (i === 1 ? { ...d, ref: "forged" } : d)).slice(0, 3));
+    expect(chainDrift(rebuilt, 0, GENESIS_HASH)).toBeNull();
+    const step = auditStep(rebuilt, at(0), at(3), 10);
+    expect(step.drift?.detail).toMatch(/differs from the verified checkpoint/);
+  });
+
+  it("missing entries before the checkpoint are a break", () => {
+    expect(auditStep(page(0, 2, 10), at(0), at(5), 10).drift?.detail).toMatch(/no entry after seq 2/);
+    expect(auditStep([chain[0]!, chain[2]!], at(0), at(5), 10).drift?.detail).toMatch(/seq 3: expected seq 2/);
   });
 });

@@ -3,9 +3,11 @@
  * cron backstop when the alarm did not fire; repeated runs write nothing twice.
  * No sleeping: the DO clock is moved and the alarm / scheduled handler is run.
  */
-import { runDurableObjectAlarm } from "cloudflare:test";
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import type { AccountLedger } from "../../src/account/account-do";
+import { loadGlobalPolicy } from "../../src/db/settings";
 import { call, grant, ledgerEntries, ledgerStubFor, uid } from "./helpers";
 import { alertsFor, doNow, drain, dropAlarm, HOUR, MINUTE, runCron, setDoClock } from "./jobs-helpers";
 
@@ -76,7 +78,8 @@ describe("expirations", () => {
     expect(recordedAt - tick).toBeLessThan(1000);
     expect(recordedAt - expiresAt).toBeLessThanOrEqual(5 * MINUTE + 1000);
 
-    // Twice more, overlapping, and the DO's own alarm: still one entry.
+    // Twice more, and the DO's own alarm: still one entry. (These find nothing in the index; the next test
+    // overlaps runs that do.)
     await Promise.all([runCron(tick + 1), runCron(tick + 5 * MINUTE)]);
     await runDurableObjectAlarm(ledgerStubFor(a));
     expect(await expiredEntries(a)).toHaveLength(1);
@@ -84,6 +87,71 @@ describe("expirations", () => {
     const after = await env.DB.prepare("SELECT remaining, held FROM grants WHERE account_id = ?").bind(a).first();
     expect(after).toEqual({ remaining: 0, held: 0 });
     expect((await call("GET", `/v1/accounts/${a}/balance`)).json.available).toBe(0);
+  });
+});
+
+describe("overlapping expirations", () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it("runs that all find the lot in the D1 index before it updates, and concurrent DO calls, write one entry", async () => {
+    const a = uid();
+    const now = await doNow(a);
+    const expiresAt = now + HOUR;
+    const g = await grant(a, { amount: 70, expires_at: new Date(expiresAt).toISOString() });
+    await drain(a);
+    await dropAlarm(a);
+    // Hold the D1 index where it is: the DO cannot ship, so every run still finds the unheld remainder
+    // and asks the DO, as overlapping runs do before the first one's entries land.
+    const stub = ledgerStubFor(a);
+    await runInDurableObject(stub, (inst: AccountLedger) => {
+      inst.d1 = new Proxy(env.DB, {
+        get(target, prop, receiver) {
+          if (prop === "batch") return async () => Promise.reject(new Error("D1_ERROR: injected outage"));
+          return Reflect.get(target, prop, receiver);
+        },
+      });
+    });
+    const tick = Math.ceil((expiresAt + 1) / (5 * MINUTE)) * 5 * MINUTE;
+    await setDoClock(a, tick);
+    const log = vi.spyOn(console, "log");
+    await Promise.all([runCron(tick), runCron(tick), runCron(tick + 1)]);
+    await runCron(tick + 5 * MINUTE);
+    const policy = await loadGlobalPolicy(env.DB);
+    const direct = await Promise.all([stub.expireAndSweep(policy), stub.expireAndSweep(policy)]);
+    expect(direct.map((d) => d.expired)).toEqual([0, 0]);
+
+    const runs = log.mock.calls
+      .map((c) => {
+        try {
+          return JSON.parse(String(c[0])) as Record<string, unknown>;
+        } catch {
+          return null;
+        }
+      })
+      .filter((l): l is Record<string, unknown> => l?.event === "cron.job" && l.job === "expirations");
+    expect(runs).toHaveLength(4);
+    // Every run found the lot through the index and reached the DO; one of them expired it.
+    for (const r of runs) expect(r).toMatchObject({ ok: true, failed: 0, candidates: expect.any(Number) });
+    for (const r of runs) expect(r.candidates).toBeGreaterThanOrEqual(1);
+    expect(runs.reduce((n, r) => n + Number(r.expired), 0)).toBe(1);
+    const indexed = await env.DB.prepare("SELECT remaining FROM grants WHERE account_id = ?").bind(a).first();
+    expect(indexed).toEqual({ remaining: 70 });
+    expect(await expiredEntries(a)).toHaveLength(1);
+
+    // Once D1 is back, one entry ships and the index stops pointing at the lot.
+    await runInDurableObject(stub, (inst: AccountLedger) => {
+      inst.d1 = env.DB;
+    });
+    await drain(a);
+    const shipped = await env.DB.prepare(
+      "SELECT grant_id, amount FROM ledger_entries WHERE account_id = ? AND kind = 'grant.expired'",
+    )
+      .bind(a)
+      .all();
+    expect(shipped.results).toEqual([{ grant_id: g.grant.grant_id, amount: -70 }]);
+    expect(await env.DB.prepare("SELECT remaining FROM grants WHERE account_id = ?").bind(a).first()).toEqual({
+      remaining: 0,
+    });
   });
 });
 

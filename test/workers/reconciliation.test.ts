@@ -2,7 +2,10 @@
  * Reconciliation through the real scheduled handler: a clean system reports
  * no drift; an entry removed from D1 (the append-only trigger dropped in this
  * test database only) and a forged extra row are both found, recorded,
- * listed at /v1/reconciliation/runs and alerted — and never repaired.
+ * listed at /v1/reconciliation/runs and alerted — and never repaired. An
+ * account that could not be checked is retried by the next run; a heads row
+ * that commits late is still read; the rolling audit re-verifies the chain
+ * below the checkpoint.
  */
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
@@ -18,6 +21,54 @@ async function latestRun() {
   const detail = await call("GET", `/v1/reconciliation/runs/${run.id}`);
   expect(detail.status).toBe(200);
   return detail.json as { run: any; drifts: any[] };
+}
+
+async function setCronState(key: string, value: unknown) {
+  await env.DB.prepare(
+    `INSERT INTO cron_state (key, value, updated_at_ms) VALUES (?, ?, 0)
+     ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+  )
+    .bind(key, JSON.stringify(value))
+    .run();
+}
+
+/**
+ * Keeps the next run's rolling passes (the audit, and the re-drive probe that
+ * drains and so re-touches accounts) away from every account, or starts the
+ * audit at `auditAfter`: an account is then checked only for the reason a test gives it.
+ */
+async function pinRollingCursors(auditAfter = "~") {
+  await setCronState("reconcile.audit_cursor", auditAfter);
+  await setCronState("redrive.probe_cursor", "~");
+}
+
+async function checkpointOf(accountId: string) {
+  return env.DB.prepare(
+    "SELECT verified_seq, behind, audit_seq, checked_at_ms FROM reconciliation_checkpoints WHERE account_id = ?",
+  )
+    .bind(accountId)
+    .first<{ verified_seq: number; behind: number; audit_seq: number; checked_at_ms: number }>();
+}
+
+/** Makes the account's DO unable to ship (its D1 batches fail) until `heal` is called. */
+async function breakOutbox(accountId: string) {
+  const stub = ledgerStubFor(accountId);
+  await runInDurableObject(stub, (inst: AccountLedger) => {
+    inst.d1 = new Proxy(env.DB, {
+      get(target, prop, receiver) {
+        if (prop === "batch") return async () => Promise.reject(new Error("D1_ERROR: injected outage"));
+        return Reflect.get(target, prop, receiver);
+      },
+    });
+  });
+  return {
+    /** Restores D1 and drops the retry alarm, so nothing ships until the cron asks. */
+    heal: () =>
+      runInDurableObject(stub, async (inst: AccountLedger, state) => {
+        inst.d1 = env.DB;
+        await state.storage.deleteAlarm();
+      }),
+  };
 }
 
 async function busyAccount() {
@@ -143,5 +194,86 @@ describe("reconciliation", () => {
     await runInDurableObject(stub, (inst: AccountLedger) => {
       inst.d1 = env.DB;
     });
+  });
+
+  it("an account that lagged is retried by the next run, even if nothing touches it again", async () => {
+    const a = await busyAccount();
+    const outage = await breakOutbox(a);
+    expect((await debit(a, 1)).status).toBe(200);
+    // Its heads row was last touched 10 minutes ago, just after the watermark: this run reads it, later ones would not.
+    const stamped = Date.now() - 10 * 60_000;
+    await env.DB.prepare("UPDATE account_heads SET updated_at_ms = ? WHERE account_id = ?").bind(stamped, a).run();
+    await setCronState("reconcile.watermark", { ms: stamped - 1, id: "" });
+    await pinRollingCursors();
+    await runCron(Date.now());
+    const first = await latestRun();
+    expect(first.run.accounts_lagging).toBeGreaterThanOrEqual(1);
+    expect(await checkpointOf(a)).toMatchObject({ behind: 1 });
+
+    await outage.heal();
+    await pinRollingCursors();
+    await runCron(Date.now());
+    const second = await latestRun();
+    expect(second.drifts.filter((d) => d.account_id === a)).toEqual([]);
+    // Drained and checked up to the DO's head (7 entries, then the debit made during the outage).
+    expect(await checkpointOf(a)).toMatchObject({ verified_seq: 8, behind: 0 });
+    expect(await alertsFor(a, "reconciliation.drift")).toEqual([]);
+  });
+
+  it("a heads row that commits late, stamped before rows a run already read, is still checked", async () => {
+    const late = await busyAccount();
+    // Hide its heads row, as if the shipper's D1 commit had not landed yet.
+    const row = await env.DB.prepare("SELECT * FROM account_heads WHERE account_id = ?")
+      .bind(late)
+      .first<Record<string, string | number | null>>();
+    await env.DB.prepare("DELETE FROM account_heads WHERE account_id = ?").bind(late).run();
+    const other = await busyAccount();
+    await pinRollingCursors();
+    await runCron(Date.now());
+    expect(await checkpointOf(other)).toMatchObject({ verified_seq: 7 });
+    expect(await checkpointOf(late)).toBeNull();
+
+    // The slow commit lands, stamped before the row the run read last.
+    const otherAt = await env.DB.prepare("SELECT updated_at_ms FROM account_heads WHERE account_id = ?")
+      .bind(other)
+      .first<number>("updated_at_ms");
+    await env.DB.prepare(
+      `INSERT INTO account_heads (account_id, shipped_seq, head_hash, updated_at_ms, known_seq, next_hold_deadline_ms)
+       VALUES (?, ?, ?, ?, ?, ?)`,
+    )
+      .bind(late, row!.shipped_seq, row!.head_hash, Number(otherAt) - 1, row!.known_seq, row!.next_hold_deadline_ms)
+      .run();
+    await pinRollingCursors();
+    await runCron(Date.now());
+    expect(await checkpointOf(late)).toMatchObject({ verified_seq: 7, behind: 0 });
+  });
+
+  it("the rolling audit re-verifies the D1 chain from seq 1 and finds an edit below the checkpoint", async () => {
+    const a = await busyAccount();
+    await pinRollingCursors();
+    await runCron(Date.now());
+    expect(await checkpointOf(a)).toMatchObject({ verified_seq: 7, behind: 0 });
+
+    // Tamper with this test database only: change seq 2's reason. Sums, count and head are all unchanged.
+    await env.DB.exec("DROP TRIGGER ledger_entries_no_update");
+    await env.DB.prepare("UPDATE ledger_entries SET reason = 'edited' WHERE account_id = ? AND seq = 2").bind(a).run();
+    await env.DB.exec(
+      "CREATE TRIGGER ledger_entries_no_update BEFORE UPDATE ON ledger_entries BEGIN SELECT RAISE(ABORT, 'ledger_entries is append-only'); END",
+    );
+
+    // The audit cursor reaches the account (its id is the first after this one).
+    await pinRollingCursors(a.slice(0, -1));
+    await runCron(Date.now());
+    const { drifts } = await latestRun();
+    const found = drifts.filter((d) => d.account_id === a);
+    expect(found.map((d) => d.kind)).toEqual(["chain"]);
+    expect(found[0].detail).toMatch(/^audit: D1 chain breaks at seq 2: hash does not match/);
+    expect((await alertsFor(a, "reconciliation.drift"))[0]!.data).toMatchObject({ kinds: "chain" });
+    // Reported, never repaired: D1 still holds the edit; the pass starts again next time.
+    const reason = await env.DB.prepare("SELECT reason FROM ledger_entries WHERE account_id = ? AND seq = 2")
+      .bind(a)
+      .first<string>("reason");
+    expect(reason).toBe("edited");
+    expect(await checkpointOf(a)).toMatchObject({ verified_seq: 7, audit_seq: 0, behind: 0 });
   });
 });

@@ -13,6 +13,7 @@ import { recordAlerts } from "../../src/db/alerts";
 import worker from "../../src/index";
 import type { AlertRecord } from "../../src/ledger";
 import { type DeliveryMessage, dispatchAlerts } from "../../src/webhooks/dispatch";
+import { signPayload } from "../../src/webhooks/sign";
 import { call, debit, grant, uid } from "./helpers";
 import { drain } from "./jobs-helpers";
 
@@ -77,6 +78,36 @@ function syntheticAlert(accountId: string): AlertRecord {
     created_at: new Date().toISOString(),
   };
 }
+
+describe("Standard Webhooks signature", () => {
+  // The known-answer vector published with the Standard Webhooks reference libraries.
+  const vector = {
+    secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    id: "msg_p5jXN8AQM9LWM0D4loKWxJek",
+    timestamp: 1614265330,
+    body: '{"test": 2432232314}',
+    signature: "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+  };
+  const headers = {
+    "webhook-id": vector.id,
+    "webhook-timestamp": String(vector.timestamp),
+    "webhook-signature": vector.signature,
+  };
+
+  it("src/webhooks/sign.ts produces the published signature", async () => {
+    expect(await signPayload(vector.secret, vector.id, vector.timestamp, vector.body)).toBe(vector.signature);
+  });
+
+  it("this suite's independent verifier accepts it, and rejects it for another body, id or secret", async () => {
+    expect(await verifySignature(vector.secret, headers, vector.body)).toBe(true);
+    expect(await verifySignature(vector.secret, headers, '{"test": 2432232315}')).toBe(false);
+    expect(await verifySignature(vector.secret, { ...headers, "webhook-id": "msg_other" }, vector.body)).toBe(false);
+    expect(await verifySignature(`whsec_${btoa("x".repeat(32))}`, headers, vector.body)).toBe(false);
+    // Several signatures, space-separated (key rotation): one that verifies is enough.
+    const rotated = { ...headers, "webhook-signature": `v1,${btoa("y".repeat(32))} ${vector.signature}` };
+    expect(await verifySignature(vector.secret, rotated, vector.body)).toBe(true);
+  });
+});
 
 describe("webhook endpoints", () => {
   it("admins register, list and delete; the secret is shown once; other roles may not", async () => {
@@ -233,6 +264,59 @@ describe("webhook delivery", () => {
       .first<{ id: string; dispatched_at_ms: number | null; delivery_id: string }>();
     expect(row?.dispatched_at_ms).not.toBeNull();
     expect(row?.delivery_id).toMatch(/^msg_[0-9a-f]{32}$/);
+    await call("DELETE", `/v1/webhooks/${hook.json.id}`);
+  });
+
+  it("an alert dispatched at once and by the backstop is queued once", async () => {
+    const hook = await call("POST", "/v1/webhooks", {
+      url: `https://hooks.example.test/hooks/${uid("hook")}`,
+      event_types: ["balance.low"],
+    });
+    const alert = syntheticAlert(uid());
+    await recordAlerts(env.DB, [alert]);
+    // Recorded a while ago, so the backstop's grace period is over.
+    await env.DB.prepare("UPDATE alerts SET recorded_at_ms = ? WHERE id = ?")
+      .bind(Date.now() - 10 * 60_000, alert.id)
+      .run();
+    const immediate = recordingQueue();
+    const backstop = recordingQueue();
+    // Both select the alert while it is still undispatched (the immediate dispatch has not marked it yet).
+    expect(await dispatchAlerts(env.DB, immediate.queue, { ids: [alert.id] })).toEqual({ alerts: 1, deliveries: 1 });
+    await env.DB.prepare("UPDATE alerts SET dispatched_at_ms = NULL WHERE id = ?").bind(alert.id).run();
+    const late = await dispatchAlerts(env.DB, backstop.queue, { recordedBeforeMs: Date.now() - 60_000, limit: 200 });
+    expect(late.alerts).toBeGreaterThanOrEqual(1);
+    expect(immediate.sent).toHaveLength(1);
+    expect(backstop.sent.filter((m) => m.delivery_id === immediate.sent[0]!.delivery_id)).toEqual([]);
+    await call("DELETE", `/v1/webhooks/${hook.json.id}`);
+  });
+
+  it("the backstop re-queues a delivery whose dispatch stopped before queueing it", async () => {
+    const hook = await call("POST", "/v1/webhooks", {
+      url: `https://hooks.example.test/hooks/${uid("hook")}`,
+      event_types: ["balance.low"],
+    });
+    const alert = syntheticAlert(uid());
+    await recordAlerts(env.DB, [alert]);
+    const crashed = recordingQueue();
+    crashed.queue.sendBatch = async () => {
+      throw new Error("queue unavailable");
+    };
+    await expect(dispatchAlerts(env.DB, crashed.queue, { ids: [alert.id] })).rejects.toThrow("queue unavailable");
+    // The delivery row exists, unsent and the alert unmarked; minutes later the backstop finds both.
+    const old = Date.now() - 10 * 60_000;
+    await env.DB.prepare("UPDATE alerts SET recorded_at_ms = ? WHERE id = ?").bind(old, alert.id).run();
+    await env.DB.prepare("UPDATE webhook_deliveries SET created_at_ms = ? WHERE alert_id = ?")
+      .bind(old, alert.id)
+      .run();
+    const backstop = recordingQueue();
+    await dispatchAlerts(env.DB, backstop.queue, { recordedBeforeMs: Date.now() - 60_000, limit: 200 });
+    const row = await env.DB.prepare(
+      "SELECT d.id, a.dispatched_at_ms FROM webhook_deliveries d JOIN alerts a ON a.id = d.alert_id WHERE a.id = ?",
+    )
+      .bind(alert.id)
+      .first<{ id: string; dispatched_at_ms: number | null }>();
+    expect(backstop.sent.filter((m) => m.delivery_id === row!.id)).toHaveLength(1);
+    expect(row!.dispatched_at_ms).not.toBeNull();
     await call("DELETE", `/v1/webhooks/${hook.json.id}`);
   });
 });
