@@ -56,9 +56,10 @@ export function earliestDeadline(holds: Iterable<Hold>): number | null {
 
 /** When the alarm must next run for the account's own deadlines: a lot expiry or a hold deadline. */
 export function nextDeadline(lots: Iterable<Lot>, holds: Iterable<Hold>, nowMs: number): number | null {
-  let next = nextExpiryMs(lots, nowMs);
-  for (const h of holds) if (next === null || h.expiresAtMs < next) next = h.expiresAtMs;
-  return next;
+  const expiry = nextExpiryMs(lots, nowMs);
+  const hold = earliestDeadline(holds);
+  if (expiry === null) return hold;
+  return hold === null ? expiry : Math.min(expiry, hold);
 }
 
 /**
