@@ -102,7 +102,7 @@ export class AccountLedger extends DurableObject<Env> {
       accountId: this.account?.account_id ?? null,
       onAlerts: (ids) => dispatchAlerts(this.d1, env.WEBHOOK_QUEUE, { ids }),
     }));
-    for (const stmt of store.SCHEMA) this.sql.exec(stmt);
+    store.migrate(this.sql);
     this.load();
   }
 
@@ -137,7 +137,8 @@ export class AccountLedger extends DurableObject<Env> {
     const next = accountRecord(this.account, accountId, input, nowMs);
     // A new threshold above the balance is a crossing too; one below re-arms.
     const raised = this.raise(accountId, next.low_balance, [], this.lots, nowMs, `alert_${crypto.randomUUID()}`);
-    this.ctx.storage.transactionSync(() => store.writeChange(this.sql, { account: next, raised }, nowMs));
+    const txnId = `txn_${crypto.randomUUID()}`;
+    this.ctx.storage.transactionSync(() => store.writeChange(this.sql, { txnId, account: next, raised }, nowMs));
     this.account = next;
     this.lowBalance = raised.lowBalance;
     this.scheduleAlarm(nowMs + OUTBOX_DELAY_MS);
@@ -476,6 +477,7 @@ export class AccountLedger extends DurableObject<Env> {
     const raised = this.raise(accountId, this.account?.low_balance ?? null, m.entries, staged, nowMs, `alert_${txnId}`);
     const created = createsAccount && this.account === null ? accountRecord(null, accountId, {}, nowMs) : null;
     const change: store.Change = {
+      txnId,
       account: created,
       lots,
       holds: m.holds ?? [],

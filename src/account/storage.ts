@@ -32,11 +32,23 @@ export const SCHEMA = [
     BEGIN SELECT RAISE(ABORT, 'ledger entries are immutable'); END`,
   `CREATE TRIGGER IF NOT EXISTS entries_no_delete BEFORE DELETE ON entries
     BEGIN SELECT RAISE(ABORT, 'ledger entries are immutable'); END`,
-  `CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, payload TEXT NOT NULL)`,
+  // `txn`: the DO transaction that queued the row; a shipment never splits one (outbox.ts).
+  `CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, payload TEXT NOT NULL, txn TEXT NOT NULL DEFAULT '')`,
   `CREATE TABLE IF NOT EXISTS idempotency (
     scope TEXT NOT NULL, key TEXT NOT NULL, body_hash TEXT NOT NULL, status INTEGER NOT NULL,
     response TEXT NOT NULL, created_at_ms INTEGER NOT NULL, PRIMARY KEY (scope, key))`,
 ];
+
+/** Creates the tables, and adds the columns a table created by an older version lacks. */
+export function migrate(sql: SqlStorage): void {
+  for (const stmt of SCHEMA) sql.exec(stmt);
+  const outboxColumns = sql
+    .exec("PRAGMA table_info(outbox)")
+    .toArray()
+    .map((r) => String(r.name));
+  if (!outboxColumns.includes("txn")) sql.exec("ALTER TABLE outbox ADD COLUMN txn TEXT NOT NULL DEFAULT ''");
+}
 
 type Row = Record<string, SqlStorageValue>;
 
@@ -201,8 +213,8 @@ export function writeMeta(sql: SqlStorage, key: string, value: unknown): void {
 }
 
 /** Canonical JSON, so a row shipped twice is byte-for-byte the same payload. */
-export function enqueue(sql: SqlStorage, item: Outbox): void {
-  sql.exec("INSERT INTO outbox (topic, payload) VALUES (?, ?)", item.topic, canonicalJson(item.payload));
+export function enqueue(sql: SqlStorage, item: Outbox, txnId: string): void {
+  sql.exec("INSERT INTO outbox (topic, payload, txn) VALUES (?, ?, ?)", item.topic, canonicalJson(item.payload), txnId);
 }
 
 /** The last entry's seq and hash: where the next transaction's chain starts (null: no entries yet). */
@@ -290,6 +302,8 @@ export function writeIdempotency(
 
 /** Everything one mutation writes; what it leaves out it does not touch. */
 export interface Change {
+  /** The DO transaction: every outbox row it queues carries it. */
+  txnId: string;
   /** A new or updated account row (kept in meta, shipped to the D1 directory). */
   account?: AccountRecord | null;
   lots?: readonly Lot[];
@@ -309,16 +323,16 @@ export interface Change {
 export function writeChange(sql: SqlStorage, c: Change, nowMs: number): void {
   if (c.account) {
     writeMeta(sql, "account", c.account);
-    enqueue(sql, { topic: "account", payload: c.account });
+    enqueue(sql, { topic: "account", payload: c.account }, c.txnId);
   }
   for (const lot of c.lots ?? []) writeLot(sql, lot);
   for (const hold of c.holds ?? []) writeHold(sql, hold);
   for (const entry of c.entries ?? []) {
     writeEntry(sql, entry);
-    enqueue(sql, { topic: "entry", payload: entry });
+    enqueue(sql, { topic: "entry", payload: entry }, c.txnId);
   }
-  for (const alert of c.raised?.alerts ?? []) enqueue(sql, { topic: "alert", payload: alert });
+  for (const alert of c.raised?.alerts ?? []) enqueue(sql, { topic: "alert", payload: alert }, c.txnId);
   if (c.raised?.lowChanged) writeMeta(sql, "low_balance_state", c.raised.lowBalance);
-  for (const row of c.grantRows ?? []) enqueue(sql, { topic: "grant", payload: row });
+  for (const row of c.grantRows ?? []) enqueue(sql, { topic: "grant", payload: row }, c.txnId);
   if (c.idempotency) writeIdempotency(sql, c.idempotency.scope, c.idempotency.key, c.idempotency, nowMs);
 }

@@ -1,15 +1,13 @@
 /** What every route shares: the Hono env, the caller, and small helpers. */
 import type { OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import type { AccountLedger } from "../account/account-do";
+import { type LedgerRpc, ledgerStub } from "../account/stub";
 import type { Idempotency, OpContext, Outcome, WriteFacts } from "../account/types";
 import { loadGlobalPolicy } from "../db/settings";
 import { ApiError } from "../errors";
 import { canonicalJson, sha256Hex } from "../ledger";
-import { ID_PATTERN } from "./schemas";
-
-export const ROLES = ["admin", "finance", "support", "marketing", "gateway", "viewer"] as const;
-export type Role = (typeof ROLES)[number];
+import { ID_PATTERN, ID_RULE } from "../ledger/ids";
+import type { Role } from "../roles";
 
 export interface Caller {
   keyId: string;
@@ -34,14 +32,8 @@ export type AppEnv = {
 };
 export type AppContext = Context<AppEnv>;
 export type Api = OpenAPIHono<AppEnv>;
-
-/**
- * "All reads" in API.md's Roles table: every role but `gateway`, whose key
- * sits on the hot path and may read balances (and its own holds) only.
- */
-export const READERS: readonly Role[] = ["admin", "finance", "support", "marketing", "viewer"];
-/** Balance and hold reads: every role, the gateway included. */
-export const BALANCE_READERS: readonly Role[] = ROLES;
+export { BALANCE_READERS, READERS, ROLES, type Role } from "../roles";
+export type { LedgerRpc };
 
 export function requireRole(c: AppContext, roles: readonly Role[]): Caller {
   const caller = c.get("caller");
@@ -91,20 +83,9 @@ export function validQuery<T extends z.ZodType>(c: AppContext, schema: T): z.inf
 export function pathId(c: AppContext, name: string): string {
   const value = c.req.param(name);
   if (value === undefined || !ID_PATTERN.test(value)) {
-    throw new ApiError("invalid_request", `${name} must be 1-128 characters of [A-Za-z0-9._:-]`);
+    throw new ApiError("invalid_request", `${name} must be ${ID_RULE}`);
   }
   return value;
-}
-
-/** The AccountLedger's methods as seen over RPC (plain promises; keeps type-checking shallow). */
-export type LedgerRpc = {
-  [K in keyof AccountLedger as AccountLedger[K] extends (...a: never[]) => unknown
-    ? K
-    : never]: AccountLedger[K] extends (...a: infer A) => infer R ? (...a: A) => Promise<Awaited<R>> : never;
-};
-
-export function ledgerStub(env: Env, accountId: string): LedgerRpc {
-  return env.ACCOUNT.get(env.ACCOUNT.idFromName(accountId)) as unknown as LedgerRpc;
 }
 
 export function ledgerOf(c: AppContext, accountId: string): LedgerRpc {
@@ -134,8 +115,7 @@ export function idempotencyOf(c: AppContext, bodyId: string | undefined, field: 
   if (key === undefined) {
     throw new ApiError("invalid_request", `${field} (or an Idempotency-Key header) is required`);
   }
-  if (!ID_PATTERN.test(key))
-    throw new ApiError("invalid_request", "Idempotency-Key must be 1-128 characters of [A-Za-z0-9._:-]");
+  if (!ID_PATTERN.test(key)) throw new ApiError("invalid_request", `Idempotency-Key must be ${ID_RULE}`);
   return { key, bodyHash: bodyHash(c) };
 }
 

@@ -4,10 +4,11 @@
  */
 import { z } from "@hono/zod-openapi";
 import { CREDIT_TYPES, HOLD_ON_EXPIRY, MAX_AMOUNT, SORT_KEYS } from "../ledger";
+import { ID_PATTERN, ID_RULE, UNIT_PATTERN, UNIT_RULE } from "../ledger/ids";
 
-export const ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
-export const Id = z.string().regex(ID_PATTERN, "1-128 characters of [A-Za-z0-9._:-]");
-export const Unit = z.string().regex(/^[a-z][a-z0-9_]{0,31}$/, "a unit: ^[a-z][a-z0-9_]{0,31}$");
+export { ID_PATTERN };
+export const Id = z.string().regex(ID_PATTERN, ID_RULE);
+export const Unit = z.string().regex(UNIT_PATTERN, UNIT_RULE);
 export const Amount = z
   .number()
   .int()

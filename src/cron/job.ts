@@ -1,5 +1,5 @@
 /** What every cron job shares: its inputs, one log line per run, bounded parallelism. */
-import { ledgerStub } from "../api/context";
+import { ledgerStub } from "../account/stub";
 import { log } from "../log";
 
 export interface JobContext {

@@ -5,9 +5,9 @@
  */
 import { desc, eq } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
-import type { Role } from "../api/context";
 import { ApiError } from "../errors";
 import { sha256Hex } from "../ledger";
+import type { Role } from "../roles";
 import { apiKeys } from "./schema";
 
 export const KEY_TTL_MS = 30_000;

@@ -5,6 +5,7 @@ export * from "./expire";
 export * from "./grant";
 export * from "./hash";
 export * from "./holds";
+export * from "./ids";
 export * from "./lots";
 export * from "./policy";
 export * from "./reconcile";

@@ -11,6 +11,7 @@
  */
 import { createLocalJWKSet, importJWK, type JSONWebKeySet, type JWTVerifyGetKey } from "jose";
 import { z } from "zod";
+import { ID_PATTERN, ID_RULE } from "../ledger/ids";
 
 const Base64Url = z.string().regex(/^[A-Za-z0-9_-]+$/, "base64url");
 
@@ -20,7 +21,7 @@ const SigningJwk = z.object({
   x: Base64Url,
   y: Base64Url,
   d: Base64Url.optional(),
-  kid: z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, "a kid of 1-128 [A-Za-z0-9._:-]"),
+  kid: z.string().regex(ID_PATTERN, `a kid of ${ID_RULE}`),
   alg: z.literal("ES256").optional(),
   use: z.literal("sig").optional(),
 });

@@ -6,18 +6,17 @@
 import { errors, jwtVerify } from "jose";
 import { z } from "zod";
 import { ApiError } from "../errors";
+import { ID_PATTERN as ID, UNIT_PATTERN } from "../ledger/ids";
 import type { ReceiptKeys } from "./keys";
 
 /** A receipt may be settled until `exp` + this. */
 export const SETTLE_GRACE_SECONDS = 300;
 
-const ID = /^[A-Za-z0-9._:-]{1,128}$/;
-
 const ReceiptPayload = z.object({
   jti: z.string().regex(ID),
   sub: z.string().regex(ID),
   amt: z.number().int().min(1).max(1e15),
-  unit: z.string().regex(/^[a-z][a-z0-9_]{0,31}$/),
+  unit: z.string().regex(UNIT_PATTERN),
   iat: z.number().int(),
   exp: z.number().int(),
   aud: z.union([z.string(), z.array(z.string())]).optional(),
