@@ -6,7 +6,7 @@ import type { Idempotency, OpContext, Outcome, WriteFacts } from "../account/typ
 import { loadGlobalPolicy } from "../db/settings";
 import { ApiError } from "../errors";
 import { canonicalJson, sha256Hex } from "../ledger";
-import { ID_PATTERN, ID_RULE } from "../ledger/ids";
+import { ID_PATTERN, ID_RULE, wellFormed } from "../ledger/ids";
 import type { Role } from "../roles";
 
 export interface Caller {
@@ -47,6 +47,9 @@ const AMOUNT_FIELDS = new Set(["amount", "used"]);
 
 /** Validates against a zod schema; the first failing issue names the problem. */
 export function validate<T extends z.ZodType>(schema: T, value: unknown, where: "body" | "query" | "path"): z.infer<T> {
+  // Entries are hashed over their RFC 8785 form, which admits no lone surrogate;
+  // SQLite would store one as U+FFFD and the served entry would stop matching its hash.
+  if (!wellFormed(value)) throw new ApiError("invalid_request", `${where}: strings must be well-formed Unicode`);
   const result = schema.safeParse(value);
   if (result.success) return result.data;
   const issues = result.error.issues;

@@ -4,7 +4,8 @@
  * tamper-evident, so they are assigned here, in one place, and nowhere else.
  */
 import { entryHash } from "./hash";
-import type { Entry, EntryDraft } from "./types";
+import { wellFormed } from "./ids";
+import { assert, type Entry, type EntryDraft } from "./types";
 import { iso } from "./views";
 
 /** What the account stamps on every entry of one transaction, and the chain head it extends. */
@@ -52,6 +53,8 @@ export function sealEntries(drafts: readonly EntryDraft[], c: SealContext): Seal
       recorded_at: iso(c.nowMs),
       prev_hash: prevHash,
     };
+    // SQLite stores a lone surrogate as U+FFFD: such an entry would never match its hash again.
+    assert(wellFormed(unhashed), `entry ${unhashed.entry_id} has a string that is not well-formed Unicode`);
     const entry: Entry = { ...unhashed, hash: entryHash(unhashed) };
     prevHash = entry.hash;
     return entry;
