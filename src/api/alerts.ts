@@ -5,7 +5,7 @@ import { alertView, listAlerts } from "../db/alerts";
 import { ALERT_TYPES } from "../ledger";
 import { READERS, requireRole, validBody, validQuery } from "./context";
 import { resource, route } from "./route";
-import { Id, json, problems } from "./schemas";
+import { Id, json, Limit, problems, TimeIdCursor, timeIdCursor } from "./schemas";
 
 export const AlertSchema = z
   .object({
@@ -20,17 +20,11 @@ export const AlertSchema = z
   })
   .openapi("Alert");
 
-const Cursor = z.string().regex(/^\d{1,15}:[A-Za-z0-9._:-]{1,256}$/, "a next_cursor from a previous page");
 const AlertQuery = z.strictObject({
   type: z.enum(ALERT_TYPES).optional(),
   account_id: Id.optional(),
-  cursor: Cursor.optional(),
-  limit: z
-    .string()
-    .regex(/^\d{1,3}$/, "an integer from 1 to 500")
-    .transform(Number)
-    .refine((n) => n >= 1 && n <= 500, "an integer from 1 to 500")
-    .default(100),
+  cursor: TimeIdCursor.optional(),
+  limit: Limit(500, 100),
 });
 
 const SettingsSchema = z
@@ -62,21 +56,16 @@ route(
   async (c) => {
     requireRole(c, READERS);
     const q = validQuery(c, AlertQuery);
-    let before: { atMs: number; id: string } | null = null;
-    if (q.cursor !== undefined) {
-      const at = q.cursor.indexOf(":");
-      before = { atMs: Number(q.cursor.slice(0, at)), id: q.cursor.slice(at + 1) };
-    }
     const page = await listAlerts(c.env.DB, {
       type: q.type ?? null,
       accountId: q.account_id ?? null,
-      before,
+      before: q.cursor ?? null,
       limit: q.limit,
     });
     const last = page.rows[page.rows.length - 1];
     return c.json({
       alerts: page.rows.map(alertView),
-      next_cursor: page.more && last ? `${last.created_at_ms}:${last.id}` : null,
+      next_cursor: timeIdCursor(page.more, last && { atMs: last.created_at_ms, id: last.id }),
     });
   },
 );

@@ -4,7 +4,7 @@ import { getRun, listRuns, runView } from "../db/reconciliation";
 import { ApiError } from "../errors";
 import { pathId, READERS, requireRole, validQuery } from "./context";
 import { resource, route } from "./route";
-import { Id, json, Limit, problems } from "./schemas";
+import { Id, json, Limit, problems, TimeIdCursor, timeIdCursor } from "./schemas";
 
 const RunSchema = z
   .object({
@@ -34,10 +34,7 @@ const DriftSchema = z
   .openapi("ReconciliationDrift");
 
 const RunsQuery = z.strictObject({
-  cursor: z
-    .string()
-    .regex(/^\d{1,15}:[A-Za-z0-9._:-]{1,128}$/, "a next_cursor from a previous page")
-    .optional(),
+  cursor: TimeIdCursor.optional(),
   limit: Limit(200, 50),
 });
 
@@ -58,16 +55,11 @@ route(
   async (c) => {
     requireRole(c, READERS);
     const q = validQuery(c, RunsQuery);
-    let before: { atMs: number; id: string } | null = null;
-    if (q.cursor !== undefined) {
-      const at = q.cursor.indexOf(":");
-      before = { atMs: Number(q.cursor.slice(0, at)), id: q.cursor.slice(at + 1) };
-    }
-    const page = await listRuns(c.env.DB, q.limit, before);
+    const page = await listRuns(c.env.DB, q.limit, q.cursor ?? null);
     const last = page.runs[page.runs.length - 1];
     return c.json({
       runs: page.runs.map(runView),
-      next_cursor: page.more && last ? `${last.started_at_ms}:${last.id}` : null,
+      next_cursor: timeIdCursor(page.more, last && { atMs: last.started_at_ms, id: last.id }),
     });
   },
 );

@@ -59,6 +59,25 @@ export const Limit = (max: number, fallback: number) =>
     .refine((n) => n >= 1 && n <= max, `an integer from 1 to ${max}`)
     .default(fallback);
 
+/** A keyset position `<epoch ms>:<id>`, as served in `next_cursor` by newest-first lists. */
+export interface TimeIdPosition {
+  atMs: number;
+  id: string;
+}
+
+/** The `cursor` query parameter of a newest-first list: parsed to the position it names. */
+export const TimeIdCursor = z
+  .string()
+  .regex(/^\d{1,15}:[A-Za-z0-9._:-]{1,256}$/, "a next_cursor from a previous page")
+  .transform((s): TimeIdPosition => {
+    const at = s.indexOf(":");
+    return { atMs: Number(s.slice(0, at)), id: s.slice(at + 1) };
+  });
+
+/** The `next_cursor` that resumes after `last` (null: this was the last page). */
+export const timeIdCursor = (more: boolean, last: { atMs: number; id: string } | undefined): string | null =>
+  more && last ? `${last.atMs}:${last.id}` : null;
+
 export const BalanceSchema = z
   .object({
     account_id: z.string(),
