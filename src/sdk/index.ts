@@ -6,21 +6,9 @@
 export { CreditGateClient, type CreditGateClientOptions } from "./client";
 export { CreditGateError, type ErrorCode, errorFromResponse, GateUnreachableError, isTransient } from "./errors";
 export type * from "./types";
-export {
-  type Admission,
-  ReceiptError,
-  ReceiptVerifier,
-  type ReceiptVerifierOptions,
-  type RefusalReason,
-  type SettleReport,
-  type Usage,
-  type VerifiedReceipt,
-} from "./verifier";
-export {
-  ReceiptWallet,
-  type ReceiptWalletOptions,
-  type Spend,
-  type SpendOptions,
-  type WalletSettleReport,
-  type WalletStats,
-} from "./wallet";
+export { ReceiptVerifier, type ReceiptVerifierOptions } from "./verifier";
+export { ReceiptError, type RefusalReason, type VerifiedReceipt } from "./verifier-claims";
+export type { Admission, SettleReport, Usage } from "./verifier-usage";
+export { ReceiptWallet, type Spend, type SpendOptions } from "./wallet";
+export type { ReceiptWalletOptions } from "./wallet-options";
+export type { WalletSettleReport, WalletStats } from "./wallet-settlement";
