@@ -1,5 +1,7 @@
-/** /v1/accounts/{account_id}: the account record and its balance. */
+/** /v1/accounts (the D1 directory) and /v1/accounts/{account_id}: the account record and its balance. */
 import { z } from "@hono/zod-openapi";
+import { OUTBOX_DELAY_MS } from "../account/outbox";
+import { listAccounts } from "../db/accounts";
 import { ApiError } from "../errors";
 import {
   type AppContext,
@@ -19,6 +21,7 @@ import {
   BalanceSchema,
   Id,
   json,
+  Limit,
   Metadata,
   parseTime,
   problems,
@@ -27,13 +30,26 @@ import {
   Unit,
 } from "./schemas";
 
+/**
+ * Units an account may watch with a low-balance threshold: every write to the
+ * account checks each of them against its balance, so the list stays short.
+ */
+export const MAX_LOW_BALANCE_UNITS = 16;
+
 export const AccountInputSchema = z
   .strictObject({
     name: ShortText.nullable().optional(),
     parent_id: Id.nullable().optional(),
     verified: z.boolean().optional(),
     metadata: Metadata.nullable().optional(),
-    low_balance: z.record(Unit, z.number().int().min(0).max(9e15)).nullable().optional(),
+    low_balance: z
+      .record(Unit, z.number().int().min(0).max(9e15))
+      .refine(
+        (m) => Object.keys(m).length <= MAX_LOW_BALANCE_UNITS,
+        `at most ${MAX_LOW_BALANCE_UNITS} units have a low-balance threshold`,
+      )
+      .nullable()
+      .optional(),
   })
   .openapi("AccountInput");
 
@@ -50,7 +66,17 @@ export const AccountSchema = z
   })
   .openapi("Account");
 
-const MAX_PARENT_DEPTH = 32;
+export const MAX_PARENT_DEPTH = 32;
+
+/** GET /v1/accounts pages hold at most ACCOUNT_LIST_MAX accounts, DEFAULT_ACCOUNT_LIST_LIMIT when `limit` is absent. */
+export const ACCOUNT_LIST_MAX = 1000;
+export const DEFAULT_ACCOUNT_LIST_LIMIT = 100;
+
+const AccountListQuery = z.strictObject({
+  parent_id: Id.optional().openapi({ description: "Only the direct children of this account" }),
+  after: Id.optional().openapi({ description: "The next_cursor of the previous page" }),
+  limit: Limit(ACCOUNT_LIST_MAX, DEFAULT_ACCOUNT_LIST_LIMIT),
+});
 
 /** parent_id must exist and may not make a cycle (walks up at most 32 levels). */
 async function checkParent(c: AppContext, accountId: string, parentId: string): Promise<void> {
@@ -67,6 +93,37 @@ async function checkParent(c: AppContext, accountId: string, parentId: string): 
 }
 
 export const accounts = resource();
+
+route(
+  accounts,
+  {
+    method: "get",
+    path: "/v1/accounts",
+    summary: "List accounts by id, cursor-paged, optionally the children of one parent",
+    description:
+      "Read from the D1 account directory, which each account's Durable Object feeds through its outbox: " +
+      `a created or changed account shows here about ${OUTBOX_DELAY_MS} ms after the write (later while D1 ` +
+      "is unreachable). GET /v1/accounts/{account_id} reads the Durable Object itself.",
+    request: { query: AccountListQuery },
+    responses: {
+      200: json(
+        z.object({ accounts: z.array(AccountSchema), next_cursor: z.string().nullable() }).openapi("AccountList"),
+      ),
+      ...problems(400, 401, 403),
+    },
+  },
+  async (c) => {
+    requireRole(c, READERS);
+    const q = validQuery(c, AccountListQuery);
+    const page = await listAccounts(c.env.DB, {
+      parentId: q.parent_id ?? null,
+      after: q.after ?? null,
+      limit: q.limit,
+    });
+    const last = page.accounts[page.accounts.length - 1];
+    return c.json({ accounts: page.accounts, next_cursor: page.more && last ? last.account_id : null });
+  },
+);
 
 route(
   accounts,

@@ -1,9 +1,9 @@
-/** GET /v1/accounts/{account_id}/ledger: entries as JSON pages or one CSV. */
+/** GET /v1/accounts/{account_id}/ledger: entries as JSON pages or bounded CSV exports. */
 import { z } from "@hono/zod-openapi";
 import type { Entry } from "../ledger";
-import { ledgerOf, pathId, READERS, requireRole, send, validQuery } from "./context";
+import { type LedgerRpc, ledgerOf, pathId, READERS, requireRole, send, validQuery } from "./context";
 import { resource, route } from "./route";
-import { AccountIdParam, Limit, problems } from "./schemas";
+import { AccountIdParam, problems } from "./schemas";
 
 export const ENTRY_MEMBERS = [
   "account_id",
@@ -51,33 +51,92 @@ const Seq = z
   .string()
   .regex(/^\d{1,15}$/, "a non-negative integer")
   .transform(Number);
-const LedgerQuery = z.strictObject({
-  after_seq: Seq.default(0),
-  limit: Limit(1000, 100),
-  format: z.enum(["json", "csv"]).default("json"),
-});
 
-function csvField(v: unknown): string {
-  if (v === null || v === undefined) return "";
-  const s = String(v);
-  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+/** A JSON page holds at most this many entries (and DEFAULT_LEDGER_LIMIT when `limit` is absent). */
+export const LEDGER_PAGE_MAX = 1000;
+export const DEFAULT_LEDGER_LIMIT = 100;
+/**
+ * One CSV response holds at most this many entries (and this many when `limit`
+ * is absent): an export of a large account is a few bounded requests, each
+ * saying in `x-next-after-seq` where the next one starts, never one response
+ * that grows with the account.
+ */
+export const CSV_MAX_ENTRIES = 100_000;
+/** CSV responses are streamed in pages of this many entries, so no RPC answer grows with the response. */
+export const CSV_PAGE = 1000;
+/** Set on a CSV response when entries remain after it: the `after_seq` of the next request. */
+export const NEXT_AFTER_SEQ_HEADER = "x-next-after-seq";
+
+const limitRange = (format: "json" | "csv") => (format === "csv" ? CSV_MAX_ENTRIES : LEDGER_PAGE_MAX);
+
+// The bound depends on the format, so the range is checked against both fields once they parse.
+const LedgerQuery = z
+  .strictObject({
+    after_seq: Seq.default(0),
+    limit: z
+      .string()
+      .regex(/^\d{1,15}$/, "an integer")
+      .transform(Number)
+      .optional()
+      .openapi({
+        description: `JSON: 1..${LEDGER_PAGE_MAX}, default ${DEFAULT_LEDGER_LIMIT}. CSV: 1..${CSV_MAX_ENTRIES}, default ${CSV_MAX_ENTRIES}`,
+      }),
+    format: z.enum(["json", "csv"]).default("json"),
+  })
+  .superRefine((q, ctx) => {
+    if (typeof q.limit !== "number") return;
+    const max = limitRange(q.format);
+    if (q.limit < 1 || q.limit > max) {
+      ctx.addIssue({ code: "custom", path: ["limit"], message: `an integer from 1 to ${max} for format ${q.format}` });
+    }
+  });
+
+/**
+ * Text a spreadsheet would run as a formula (OWASP "CSV injection"): `=`,
+ * `+`, `-`, `@`, and tab or CR, which some spreadsheets skip before one.
+ */
+const FORMULA_START = /^[=+\-@\t\r]/;
+
+/**
+ * One RFC 4180 field of any CSV the gate serves. Numbers are written as
+ * numbers (a debit's amount stays -5); text that starts like a formula gets a
+ * leading `'`, so a spreadsheet shows it instead of running it. That makes a
+ * CSV row differ from the hashed entry for such text: the JSON export is the
+ * one to re-verify hashes with. Quoting comes last, over the prefixed text.
+ */
+export function csvField(value: string | number | boolean | null | undefined): string {
+  if (value === null || value === undefined) return "";
+  if (typeof value !== "string") return String(value);
+  const text = FORMULA_START.test(value) ? `'${value}` : value;
+  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
+
+/** One CSV record, without its line end (RFC 4180 records end in CRLF). */
+export const csvRecord = (values: readonly (string | number | boolean | null | undefined)[]): string =>
+  values.map(csvField).join(",");
 
 /** RFC 4180: a header row (on the first chunk), CRLF line ends, fields quoted when they need it. */
 export function entriesCsv(entries: readonly Entry[], withHeader = true): string {
-  const lines = withHeader ? [ENTRY_MEMBERS.join(",")] : [];
-  for (const e of entries) lines.push(ENTRY_MEMBERS.map((m) => csvField(e[m])).join(","));
+  const lines = withHeader ? [csvRecord(ENTRY_MEMBERS)] : [];
+  for (const e of entries) lines.push(csvRecord(ENTRY_MEMBERS.map((m) => e[m])));
   return lines.length ? `${lines.join("\r\n")}\r\n` : "";
 }
 
-/** CSV exports stream the ledger in pages of this many entries, so no RPC answer grows with the account. */
-export const CSV_PAGE = 1000;
 type Page = { entries: Entry[]; next_after_seq: number | null };
 
-function csvStream(first: Page, nextPage: (afterSeq: number) => Promise<Page>): ReadableStream<Uint8Array> {
+/**
+ * Streams `first`, then asks `nextPage` for pages of at most CSV_PAGE until the
+ * ledger ends or `total` entries have been written.
+ */
+function csvStream(
+  first: Page,
+  total: number,
+  nextPage: (afterSeq: number, limit: number) => Promise<Page>,
+): ReadableStream<Uint8Array> {
   const encoder = new TextEncoder();
   let page: Page | null = first;
   let withHeader = true;
+  let left = total;
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
       if (page === null) {
@@ -86,23 +145,56 @@ function csvStream(first: Page, nextPage: (afterSeq: number) => Promise<Page>): 
       }
       controller.enqueue(encoder.encode(entriesCsv(page.entries, withHeader)));
       withHeader = false;
-      page = page.next_after_seq === null ? null : await nextPage(page.next_after_seq);
+      left -= page.entries.length;
+      page = page.next_after_seq === null || left <= 0 ? null : await nextPage(page.next_after_seq, left);
     },
   });
 }
 
 export const ledger = resource();
 
+/**
+ * Where the CSV response that starts after `afterSeq` and holds at most
+ * `limit` entries leaves off, when entries remain after it (null: none do).
+ * Seqs are gapless (sealEntries numbers them from the head), so the last entry
+ * such a response can hold is `afterSeq + limit`: the header is known before
+ * the first byte is streamed, from the first page or one probe of one entry.
+ */
+async function continuation(
+  stub: LedgerRpc,
+  accountId: string,
+  afterSeq: number,
+  limit: number,
+  first: Page,
+): Promise<number | null> {
+  if (first.next_after_seq === null) return null;
+  if (limit <= CSV_PAGE) return first.next_after_seq;
+  const probe = await stub.ledger(accountId, afterSeq + limit, 1);
+  return probe.ok && (probe.body as unknown as Page).entries.length > 0 ? afterSeq + limit : null;
+}
+
 route(
   ledger,
   {
     method: "get",
     path: "/v1/accounts/{account_id}/ledger",
-    summary: "Ledger entries after a seq; CSV returns every entry after it",
+    summary: "Ledger entries after a seq, as a JSON page or a bounded CSV export",
+    description:
+      `JSON pages hold up to ${LEDGER_PAGE_MAX} entries and say where the next starts in next_after_seq. ` +
+      `A CSV response holds up to ${CSV_MAX_ENTRIES} entries (\`limit\`, default ${CSV_MAX_ENTRIES}); when more ` +
+      `remain its ${NEXT_AFTER_SEQ_HEADER} header is the after_seq of the next request. In CSV, text that ` +
+      "starts with =, +, -, @, tab or CR is prefixed with ' so a spreadsheet never runs it: re-verify hashes " +
+      "with the JSON export.",
     request: { params: AccountIdParam, query: LedgerQuery },
     responses: {
       200: {
         description: "Entries",
+        headers: z.object({
+          [NEXT_AFTER_SEQ_HEADER]: z.string().optional().openapi({
+            description: "CSV only, and only when entries remain: the after_seq to continue from",
+            example: "100000",
+          }),
+        }),
         content: {
           "application/json": {
             schema: z.object({ entries: z.array(EntrySchema), next_after_seq: z.number().int().nullable() }),
@@ -118,16 +210,19 @@ route(
     const accountId = pathId(c, "account_id");
     const q = validQuery(c, LedgerQuery);
     const stub = ledgerOf(c, accountId);
-    if (q.format === "json") return send(c, await stub.ledger(accountId, q.after_seq, q.limit));
-    const first = await stub.ledger(accountId, q.after_seq, CSV_PAGE);
-    if (!first.ok) return send(c, first);
-    const nextPage = async (afterSeq: number): Promise<Page> => {
-      const next = await stub.ledger(accountId, afterSeq, CSV_PAGE);
-      if (!next.ok) throw new Error(`ledger page after ${afterSeq}: ${next.problem.detail}`);
-      return next.body as unknown as Page;
+    const limit = q.limit ?? (q.format === "csv" ? CSV_MAX_ENTRIES : DEFAULT_LEDGER_LIMIT);
+    if (q.format === "json") return send(c, await stub.ledger(accountId, q.after_seq, limit));
+    const firstOutcome = await stub.ledger(accountId, q.after_seq, Math.min(limit, CSV_PAGE));
+    if (!firstOutcome.ok) return send(c, firstOutcome);
+    const first = firstOutcome.body as unknown as Page;
+    const next = await continuation(stub, accountId, q.after_seq, limit, first);
+    const nextPage = async (afterSeq: number, left: number): Promise<Page> => {
+      const page = await stub.ledger(accountId, afterSeq, Math.min(left, CSV_PAGE));
+      if (!page.ok) throw new Error(`ledger page after ${afterSeq}: ${page.problem.detail}`);
+      return page.body as unknown as Page;
     };
-    return c.body(csvStream(first.body as unknown as Page, nextPage), 200, {
-      "content-type": "text/csv; charset=utf-8",
-    });
+    const headers: Record<string, string> = { "content-type": "text/csv; charset=utf-8" };
+    if (next !== null) headers[NEXT_AFTER_SEQ_HEADER] = String(next);
+    return c.body(csvStream(first, limit, nextPage), 200, headers);
   },
 );
