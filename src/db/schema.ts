@@ -36,16 +36,21 @@ export const ledgerEntries = sqliteTable(
 );
 
 /** Account directory (mirrored from each DO). */
-export const accounts = sqliteTable("accounts", {
-  accountId: text("account_id").primaryKey(),
-  name: text("name"),
-  parentId: text("parent_id"),
-  verified: integer("verified", { mode: "boolean" }).notNull(),
-  metadata: text("metadata"),
-  lowBalance: text("low_balance"),
-  createdAtMs: integer("created_at_ms").notNull(),
-  updatedAtMs: integer("updated_at_ms").notNull(),
-});
+export const accounts = sqliteTable(
+  "accounts",
+  {
+    accountId: text("account_id").primaryKey(),
+    name: text("name"),
+    parentId: text("parent_id"),
+    verified: integer("verified", { mode: "boolean" }).notNull(),
+    metadata: text("metadata"),
+    lowBalance: text("low_balance"),
+    createdAtMs: integer("created_at_ms").notNull(),
+    updatedAtMs: integer("updated_at_ms").notNull(),
+  },
+  // GET /v1/accounts?parent_id= pages through one parent's children without walking every account.
+  (t) => [index("accounts_by_parent").on(t.parentId, t.accountId)],
+);
 
 /** Grant index: lets the cron find lots expiring without waking every DO. */
 export const grants = sqliteTable(

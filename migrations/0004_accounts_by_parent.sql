@@ -1,0 +1,1 @@
+CREATE INDEX `accounts_by_parent` ON `accounts` (`parent_id`,`account_id`);
