@@ -1,203 +1,12 @@
 /**
- * The AccountLedger's SQLite tables and row mapping. Lots and holds are the
- * materialized state; entries are the ledger (immutable: triggers refuse
- * UPDATE and DELETE); outbox rows wait for the alarm to ship them to D1.
+ * The AccountLedger's queries, and the one write path of a change: state,
+ * entries, lot marks, the debit record, outbox rows and the idempotency
+ * record, run by the caller inside one transactionSync.
  */
-import { canonicalJson, type Entry, type Hold, type Lot, type RaisedAlerts, type ReplayEntry } from "../ledger";
+import { assert, canonicalJson, type Entry, type Hold, type Lot, type RaisedAlerts } from "../ledger";
 import type { Outbox } from "./outbox";
+import { entryFromRow, holdFromRow, lotFromRow, writeEntry, writeHold, writeLot } from "./rows";
 import type { AccountRecord } from "./types";
-
-export const SCHEMA = [
-  `CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`,
-  `CREATE TABLE IF NOT EXISTS lots (
-    grant_id TEXT PRIMARY KEY, unit TEXT NOT NULL, type TEXT NOT NULL, amount INTEGER NOT NULL,
-    priority INTEGER NOT NULL, effective_at_ms INTEGER NOT NULL, expires_at_ms INTEGER,
-    source TEXT, reason TEXT, campaign TEXT, incident_id TEXT,
-    cost_basis_amount INTEGER, cost_basis_currency TEXT, metadata TEXT, source_grant_id TEXT,
-    created_at_ms INTEGER NOT NULL, created_order INTEGER NOT NULL,
-    remaining INTEGER NOT NULL, held INTEGER NOT NULL, voided_at_ms INTEGER,
-    CHECK (remaining >= held AND held >= 0))`,
-  `CREATE TABLE IF NOT EXISTS holds (
-    hold_id TEXT PRIMARY KEY, kind TEXT NOT NULL, unit TEXT NOT NULL, amount INTEGER NOT NULL,
-    allocations TEXT NOT NULL, status TEXT NOT NULL, expires_at_ms INTEGER NOT NULL,
-    captured INTEGER NOT NULL, released INTEGER NOT NULL, created_at_ms INTEGER NOT NULL,
-    closed_at_ms INTEGER)`,
-  `CREATE INDEX IF NOT EXISTS holds_open ON holds (status, expires_at_ms)`,
-  `CREATE TABLE IF NOT EXISTS entries (
-    seq INTEGER PRIMARY KEY, entry_id TEXT NOT NULL UNIQUE, txn_id TEXT NOT NULL, kind TEXT NOT NULL,
-    unit TEXT NOT NULL, amount INTEGER NOT NULL, held_delta INTEGER NOT NULL, grant_id TEXT,
-    credit_type TEXT, ref TEXT, actor TEXT NOT NULL, reason TEXT, effective_at_ms INTEGER NOT NULL,
-    recorded_at_ms INTEGER NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)`,
-  `CREATE TRIGGER IF NOT EXISTS entries_no_update BEFORE UPDATE ON entries
-    BEGIN SELECT RAISE(ABORT, 'ledger entries are immutable'); END`,
-  `CREATE TRIGGER IF NOT EXISTS entries_no_delete BEFORE DELETE ON entries
-    BEGIN SELECT RAISE(ABORT, 'ledger entries are immutable'); END`,
-  // `txn`: the DO transaction that queued the row; a shipment never splits one (outbox.ts).
-  `CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, payload TEXT NOT NULL, txn TEXT NOT NULL DEFAULT '')`,
-  `CREATE TABLE IF NOT EXISTS idempotency (
-    scope TEXT NOT NULL, key TEXT NOT NULL, body_hash TEXT NOT NULL, status INTEGER NOT NULL,
-    response TEXT NOT NULL, created_at_ms INTEGER NOT NULL, PRIMARY KEY (scope, key))`,
-];
-
-/** Creates the tables, and adds the columns a table created by an older version lacks. */
-export function migrate(sql: SqlStorage): void {
-  for (const stmt of SCHEMA) sql.exec(stmt);
-  const outboxColumns = sql
-    .exec("PRAGMA table_info(outbox)")
-    .toArray()
-    .map((r) => String(r.name));
-  if (!outboxColumns.includes("txn")) sql.exec("ALTER TABLE outbox ADD COLUMN txn TEXT NOT NULL DEFAULT ''");
-}
-
-type Row = Record<string, SqlStorageValue>;
-
-const int = (v: SqlStorageValue): number => Number(v);
-const intOrNull = (v: SqlStorageValue): number | null => (v === null ? null : Number(v));
-const str = (v: SqlStorageValue): string => String(v);
-const strOrNull = (v: SqlStorageValue): string | null => (v === null ? null : String(v));
-
-export function lotFromRow(r: Row): Lot {
-  const costAmount = intOrNull(r.cost_basis_amount ?? null);
-  return {
-    grantId: str(r.grant_id ?? null),
-    unit: str(r.unit ?? null),
-    type: str(r.type ?? null) as Lot["type"],
-    amount: int(r.amount ?? null),
-    priority: int(r.priority ?? null),
-    effectiveAtMs: int(r.effective_at_ms ?? null),
-    expiresAtMs: intOrNull(r.expires_at_ms ?? null),
-    source: strOrNull(r.source ?? null),
-    reason: strOrNull(r.reason ?? null),
-    campaign: strOrNull(r.campaign ?? null),
-    incidentId: strOrNull(r.incident_id ?? null),
-    costBasis: costAmount === null ? null : { amount: costAmount, currency: str(r.cost_basis_currency ?? null) },
-    metadata: r.metadata === null || r.metadata === undefined ? null : JSON.parse(str(r.metadata)),
-    sourceGrantId: strOrNull(r.source_grant_id ?? null),
-    createdAtMs: int(r.created_at_ms ?? null),
-    createdOrder: int(r.created_order ?? null),
-    remaining: int(r.remaining ?? null),
-    held: int(r.held ?? null),
-    voidedAtMs: intOrNull(r.voided_at_ms ?? null),
-  };
-}
-
-export function writeLot(sql: SqlStorage, lot: Lot): void {
-  sql.exec(
-    `INSERT INTO lots (grant_id, unit, type, amount, priority, effective_at_ms, expires_at_ms, source,
-      reason, campaign, incident_id, cost_basis_amount, cost_basis_currency, metadata, source_grant_id,
-      created_at_ms, created_order, remaining, held, voided_at_ms)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-     ON CONFLICT (grant_id) DO UPDATE SET remaining = excluded.remaining, held = excluded.held,
-      voided_at_ms = excluded.voided_at_ms`,
-    lot.grantId,
-    lot.unit,
-    lot.type,
-    lot.amount,
-    lot.priority,
-    lot.effectiveAtMs,
-    lot.expiresAtMs,
-    lot.source,
-    lot.reason,
-    lot.campaign,
-    lot.incidentId,
-    lot.costBasis?.amount ?? null,
-    lot.costBasis?.currency ?? null,
-    lot.metadata === null ? null : JSON.stringify(lot.metadata),
-    lot.sourceGrantId,
-    lot.createdAtMs,
-    lot.createdOrder,
-    lot.remaining,
-    lot.held,
-    lot.voidedAtMs,
-  );
-}
-
-export function holdFromRow(r: Row): Hold {
-  return {
-    holdId: str(r.hold_id ?? null),
-    kind: str(r.kind ?? null) as Hold["kind"],
-    unit: str(r.unit ?? null),
-    amount: int(r.amount ?? null),
-    allocations: JSON.parse(str(r.allocations ?? null)),
-    status: str(r.status ?? null) as Hold["status"],
-    expiresAtMs: int(r.expires_at_ms ?? null),
-    captured: int(r.captured ?? null),
-    released: int(r.released ?? null),
-    createdAtMs: int(r.created_at_ms ?? null),
-    closedAtMs: intOrNull(r.closed_at_ms ?? null),
-  };
-}
-
-export function writeHold(sql: SqlStorage, h: Hold): void {
-  sql.exec(
-    `INSERT INTO holds (hold_id, kind, unit, amount, allocations, status, expires_at_ms, captured,
-      released, created_at_ms, closed_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-     ON CONFLICT (hold_id) DO UPDATE SET status = excluded.status, captured = excluded.captured,
-      released = excluded.released, closed_at_ms = excluded.closed_at_ms`,
-    h.holdId,
-    h.kind,
-    h.unit,
-    h.amount,
-    JSON.stringify(h.allocations),
-    h.status,
-    h.expiresAtMs,
-    h.captured,
-    h.released,
-    h.createdAtMs,
-    h.closedAtMs,
-  );
-}
-
-const iso = (ms: number): string => new Date(ms).toISOString();
-
-export function entryFromRow(accountId: string, r: Row): Entry {
-  return {
-    account_id: accountId,
-    seq: int(r.seq ?? null),
-    entry_id: str(r.entry_id ?? null),
-    txn_id: str(r.txn_id ?? null),
-    kind: str(r.kind ?? null) as Entry["kind"],
-    unit: str(r.unit ?? null),
-    amount: int(r.amount ?? null),
-    held_delta: int(r.held_delta ?? null),
-    grant_id: strOrNull(r.grant_id ?? null),
-    credit_type: strOrNull(r.credit_type ?? null) as Entry["credit_type"],
-    ref: strOrNull(r.ref ?? null),
-    actor: str(r.actor ?? null),
-    reason: strOrNull(r.reason ?? null),
-    effective_at: iso(int(r.effective_at_ms ?? null)),
-    recorded_at: iso(int(r.recorded_at_ms ?? null)),
-    prev_hash: str(r.prev_hash ?? null),
-    hash: str(r.hash ?? null),
-  };
-}
-
-export function writeEntry(sql: SqlStorage, e: Entry): void {
-  sql.exec(
-    `INSERT INTO entries (seq, entry_id, txn_id, kind, unit, amount, held_delta, grant_id, credit_type,
-      ref, actor, reason, effective_at_ms, recorded_at_ms, prev_hash, hash)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    e.seq,
-    e.entry_id,
-    e.txn_id,
-    e.kind,
-    e.unit,
-    e.amount,
-    e.held_delta,
-    e.grant_id,
-    e.credit_type,
-    e.ref,
-    e.actor,
-    e.reason,
-    Date.parse(e.effective_at),
-    Date.parse(e.recorded_at),
-    e.prev_hash,
-    e.hash,
-  );
-}
-
-// ── queries the AccountLedger runs ─────────────────────────────────────────
 
 export function readMeta<T>(sql: SqlStorage, key: string): T | null {
   const row = sql.exec("SELECT value FROM meta WHERE key = ?", key).toArray()[0];
@@ -217,10 +26,10 @@ export function enqueue(sql: SqlStorage, item: Outbox, txnId: string): void {
   sql.exec("INSERT INTO outbox (topic, payload, txn) VALUES (?, ?, ?)", item.topic, canonicalJson(item.payload), txnId);
 }
 
-/** The last entry's seq and hash: where the next transaction's chain starts (null: no entries yet). */
-export function readHead(sql: SqlStorage): { seq: number; hash: string } | null {
-  const head = sql.exec("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1").toArray()[0];
-  return head ? { seq: Number(head.seq), hash: String(head.hash) } : null;
+/** The last entry: where the next transaction's chain starts (null: no entries yet). */
+export function readHead(sql: SqlStorage): { seq: number; hash: string; recordedAtMs: number } | null {
+  const head = sql.exec("SELECT seq, hash, recorded_at_ms FROM entries ORDER BY seq DESC LIMIT 1").toArray()[0];
+  return head ? { seq: Number(head.seq), hash: String(head.hash), recordedAtMs: Number(head.recorded_at_ms) } : null;
 }
 
 export function readEntriesAfter(sql: SqlStorage, accountId: string, afterSeq: number, limit: number): Entry[] {
@@ -228,26 +37,31 @@ export function readEntriesAfter(sql: SqlStorage, accountId: string, afterSeq: n
   return rows.toArray().map((r) => entryFromRow(accountId, r));
 }
 
-/** What replaying a unit's balance at `asOfMs` needs from the entries recorded by then. */
-export function replayEntries(sql: SqlStorage, asOfMs: number, unit: string): ReplayEntry[] {
-  return sql
-    .exec(
-      "SELECT grant_id, amount, held_delta, recorded_at_ms FROM entries WHERE recorded_at_ms <= ? AND unit = ?",
-      asOfMs,
-      unit,
-    )
-    .toArray()
-    .map((r) => ({
-      grantId: r.grant_id === null ? null : String(r.grant_id),
-      amount: Number(r.amount),
-      heldDelta: Number(r.held_delta),
-      recordedAtMs: Number(r.recorded_at_ms),
-    }));
+export function readEntryRange(sql: SqlStorage, accountId: string, fromSeq: number, toSeq: number): Entry[] {
+  const rows = sql.exec("SELECT * FROM entries WHERE seq BETWEEN ? AND ? ORDER BY seq", fromSeq, toSeq);
+  return rows.toArray().map((r) => entryFromRow(accountId, r));
 }
 
+/**
+ * A lot's remaining and held after the last transaction recorded at or
+ * before `asOfMs` (null: the lot had no entry yet). One index probe.
+ */
+export function readMark(sql: SqlStorage, grantId: string, asOfMs: number): { remaining: number; held: number } | null {
+  const row = sql
+    .exec(
+      `SELECT remaining, held FROM lot_marks WHERE grant_id = ? AND recorded_at_ms <= ?
+       ORDER BY recorded_at_ms DESC, seq DESC LIMIT 1`,
+      grantId,
+      asOfMs,
+    )
+    .toArray()[0];
+  return row ? { remaining: Number(row.remaining), held: Number(row.held) } : null;
+}
+
+/** Every lot, in creation order (the order lists page through). */
 export function readLots(sql: SqlStorage): Lot[] {
   return sql
-    .exec("SELECT * FROM lots")
+    .exec("SELECT * FROM lots ORDER BY created_order")
     .toArray()
     .map((r) => lotFromRow(r));
 }
@@ -259,6 +73,21 @@ export function readOpenHolds(sql: SqlStorage): Hold[] {
     .map((r) => holdFromRow(r));
 }
 
+/** Open holds oldest first, after the keyset position `after` (created_at_ms, hold_id). */
+export function readOpenHoldsPage(sql: SqlStorage, after: { atMs: number; id: string } | null, limit: number): Hold[] {
+  const rows = after
+    ? sql.exec(
+        `SELECT * FROM holds WHERE status = 'open' AND (created_at_ms > ? OR (created_at_ms = ? AND hold_id > ?))
+         ORDER BY created_at_ms, hold_id LIMIT ?`,
+        after.atMs,
+        after.atMs,
+        after.id,
+        limit,
+      )
+    : sql.exec("SELECT * FROM holds WHERE status = 'open' ORDER BY created_at_ms, hold_id LIMIT ?", limit);
+  return rows.toArray().map((r) => holdFromRow(r));
+}
+
 export function readHold(sql: SqlStorage, holdId: string): Hold | null {
   const row = sql.exec("SELECT * FROM holds WHERE hold_id = ?", holdId).toArray()[0];
   return row ? holdFromRow(row) : null;
@@ -266,6 +95,35 @@ export function readHold(sql: SqlStorage, holdId: string): Hold | null {
 
 export function holdRecorded(sql: SqlStorage, holdId: string): boolean {
   return sql.exec("SELECT 1 FROM holds WHERE hold_id = ?", holdId).toArray().length > 0;
+}
+
+/** A debit as recorded: what it was asked with and the seq range of its entries. */
+export interface DebitRecord {
+  debitId: string;
+  unit: string;
+  amount: number;
+  metadata: Record<string, string> | null;
+  txnId: string;
+  firstSeq: number;
+  lastSeq: number;
+  actor: string;
+  createdAtMs: number;
+}
+
+export function readDebit(sql: SqlStorage, debitId: string): DebitRecord | null {
+  const r = sql.exec("SELECT * FROM debits WHERE debit_id = ?", debitId).toArray()[0];
+  if (!r) return null;
+  return {
+    debitId: String(r.debit_id),
+    unit: String(r.unit),
+    amount: Number(r.amount),
+    metadata: r.metadata === null ? null : (JSON.parse(String(r.metadata)) as Record<string, string>),
+    txnId: String(r.txn_id),
+    firstSeq: Number(r.first_seq),
+    lastSeq: Number(r.last_seq),
+    actor: String(r.actor),
+    createdAtMs: Number(r.created_at_ms),
+  };
 }
 
 /** The idempotency record for a key within a scope: the first body's hash and the answer it got. */
@@ -282,22 +140,16 @@ export function readIdempotency(sql: SqlStorage, scope: string, key: string): Re
   return row ? { bodyHash: String(row.body_hash), status: Number(row.status), response: String(row.response) } : null;
 }
 
-export function writeIdempotency(
-  sql: SqlStorage,
-  scope: string,
-  key: string,
-  first: { bodyHash: string; status: number; body: unknown },
-  nowMs: number,
-): void {
-  sql.exec(
-    "INSERT INTO idempotency (scope, key, body_hash, status, response, created_at_ms) VALUES (?, ?, ?, ?, ?, ?)",
-    scope,
-    key,
-    first.bodyHash,
-    first.status,
-    JSON.stringify(first.body),
-    nowMs,
-  );
+/**
+ * Deletes up to `limit` idempotency records created before `beforeMs` (the
+ * retention); returns how many went. Entries are never touched.
+ */
+export function pruneIdempotency(sql: SqlStorage, beforeMs: number, limit: number): number {
+  return sql.exec(
+    "DELETE FROM idempotency WHERE rowid IN (SELECT rowid FROM idempotency WHERE created_at_ms < ? LIMIT ?)",
+    beforeMs,
+    limit,
+  ).rowsWritten;
 }
 
 /** Everything one mutation writes; what it leaves out it does not touch. */
@@ -309,6 +161,7 @@ export interface Change {
   lots?: readonly Lot[];
   holds?: readonly Hold[];
   entries?: readonly Entry[];
+  debit?: Omit<DebitRecord, "txnId" | "firstSeq" | "lastSeq"> | null;
   raised?: RaisedAlerts;
   /** Rows for D1's grant index: only lots whose indexed facts changed. */
   grantRows?: readonly object[];
@@ -327,12 +180,69 @@ export function writeChange(sql: SqlStorage, c: Change, nowMs: number): void {
   }
   for (const lot of c.lots ?? []) writeLot(sql, lot);
   for (const hold of c.holds ?? []) writeHold(sql, hold);
-  for (const entry of c.entries ?? []) {
+  const entries = c.entries ?? [];
+  for (const entry of entries) {
     writeEntry(sql, entry);
     enqueue(sql, { topic: "entry", payload: entry }, c.txnId);
   }
+  writeMarks(sql, entries, c.lots ?? []);
+  if (c.debit) writeDebit(sql, { ...c.debit, txnId: c.txnId }, entries);
   for (const alert of c.raised?.alerts ?? []) enqueue(sql, { topic: "alert", payload: alert }, c.txnId);
   if (c.raised?.lowChanged) writeMeta(sql, "low_balance_state", c.raised.lowBalance);
   for (const row of c.grantRows ?? []) enqueue(sql, { topic: "grant", payload: row }, c.txnId);
-  if (c.idempotency) writeIdempotency(sql, c.idempotency.scope, c.idempotency.key, c.idempotency, nowMs);
+  if (c.idempotency) writeIdempotency(sql, c.idempotency, nowMs);
+}
+
+/** One mark per lot the transaction touched, at the seq of its last entry there. */
+function writeMarks(sql: SqlStorage, entries: readonly Entry[], lots: readonly Lot[]): void {
+  const lastSeq = new Map<string, Entry>();
+  for (const e of entries) if (e.grant_id !== null) lastSeq.set(e.grant_id, e);
+  const byId = new Map(lots.map((l) => [l.grantId, l]));
+  for (const [grantId, e] of lastSeq) {
+    const lot = byId.get(grantId);
+    assert(lot !== undefined, `entry ${e.entry_id} touches lot ${grantId}, which the change does not write`);
+    sql.exec(
+      "INSERT INTO lot_marks (seq, grant_id, remaining, held, recorded_at_ms) VALUES (?, ?, ?, ?, ?)",
+      e.seq,
+      grantId,
+      lot.remaining,
+      lot.held,
+      Date.parse(e.recorded_at),
+    );
+  }
+}
+
+function writeDebit(sql: SqlStorage, d: Omit<DebitRecord, "firstSeq" | "lastSeq">, entries: readonly Entry[]): void {
+  const first = entries[0];
+  const last = entries[entries.length - 1];
+  assert(first !== undefined && last !== undefined, `debit ${d.debitId} wrote no entries`);
+  sql.exec(
+    `INSERT INTO debits (debit_id, unit, amount, metadata, txn_id, first_seq, last_seq, actor, created_at_ms)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    d.debitId,
+    d.unit,
+    d.amount,
+    d.metadata === null ? null : JSON.stringify(d.metadata),
+    d.txnId,
+    first.seq,
+    last.seq,
+    d.actor,
+    d.createdAtMs,
+  );
+}
+
+function writeIdempotency(
+  sql: SqlStorage,
+  r: { scope: string; key: string; bodyHash: string; status: number; body: unknown },
+  nowMs: number,
+): void {
+  sql.exec(
+    "INSERT INTO idempotency (scope, key, body_hash, status, response, created_at_ms) VALUES (?, ?, ?, ?, ?, ?)",
+    r.scope,
+    r.key,
+    r.bodyHash,
+    r.status,
+    JSON.stringify(r.body),
+    nowMs,
+  );
 }

@@ -8,7 +8,8 @@ export interface OpContext {
   /** "<api_key_id>:<role>", "admin-token:admin" or "system:<job>". */
   actor: string;
   requestId: string;
-  globalPolicy: Policy;
+  /** As the gateway read it; null when D1 could not say (the account then uses the last it saw). */
+  globalPolicy: Policy | null;
 }
 
 /** Client-supplied id and the canonical hash of the body it came with. */
@@ -19,7 +20,6 @@ export interface Idempotency {
 
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
 
-/** What an operation answered: a body to serve, or a refusal. */
 /** What a ledger write did: the gateway's request log line carries it. */
 export interface WriteFacts {
   op: string;
@@ -27,6 +27,7 @@ export interface WriteFacts {
   head_seq: number;
 }
 
+/** What an operation answered: a body to serve, or a refusal. */
 export type Outcome =
   | { ok: true; status: number; body: Json; replayed: boolean; write?: WriteFacts }
   | { ok: false; problem: Problem };
@@ -56,6 +57,11 @@ export interface DrawRequest {
   id: string;
   unit: string;
   amount: number;
+}
+
+export interface DebitRequest extends DrawRequest {
+  /** Kept with the debit and served by GET …/debits/{debit_id}. */
+  metadata: Record<string, string> | null;
 }
 
 export interface HoldRequest extends DrawRequest {

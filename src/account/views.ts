@@ -14,6 +14,8 @@ import {
   iso,
   type LedgerError,
   type Lot,
+  WRITE_APPLIED_MAX,
+  WRITE_RESPONSE_LIST_MAX,
 } from "../ledger";
 import type { HoldRequest, Json, Outcome } from "./types";
 
@@ -41,8 +43,15 @@ export function fromLedgerError(e: LedgerError): Problem {
   return { code: e.code, detail: e.detail };
 }
 
-export function balanceJson(accountId: string, unit: string, nowMs: number, lots: Iterable<Lot>): Json {
-  return balanceView(accountId, balanceOf(lots, unit, nowMs), nowMs) as unknown as Json;
+/** A balance; inside a write response its lists keep WRITE_RESPONSE_LIST_MAX items, so a record stays small. */
+export function balanceJson(
+  accountId: string,
+  unit: string,
+  nowMs: number,
+  lots: Iterable<Lot>,
+  listMax = WRITE_RESPONSE_LIST_MAX,
+): Json {
+  return balanceView(accountId, balanceOf(lots, unit, nowMs), nowMs, listMax) as unknown as Json;
 }
 
 /** A grant or a void: the lot as it now stands and the balance of its unit. */
@@ -64,7 +73,7 @@ export function debitBody(
     debit_id: req.id,
     amount: req.amount,
     unit: req.unit,
-    applied: appliedView(applied),
+    ...appliedView(applied, WRITE_APPLIED_MAX),
     balance: balanceJson(accountId, req.unit, nowMs, lots.values()),
   };
 }
@@ -78,7 +87,7 @@ export function reserveBody(req: HoldRequest, hold: Hold, applied: Applied[], ba
         amount: req.amount,
         unit: req.unit,
         expires_at: iso(req.receipt.expiresAtMs),
-        applied: appliedView(applied),
+        ...appliedView(applied, WRITE_APPLIED_MAX),
         balance,
       }
     : {
@@ -87,7 +96,7 @@ export function reserveBody(req: HoldRequest, hold: Hold, applied: Applied[], ba
         unit: req.unit,
         status: "open",
         expires_at: iso(hold.expiresAtMs),
-        applied: appliedView(applied),
+        ...appliedView(applied, WRITE_APPLIED_MAX),
         balance,
       };
 }

@@ -1,15 +1,26 @@
-/** POST /v1/accounts/{account_id}/debits: the per-request gate. */
+/** /v1/accounts/{account_id}/debits: the per-request gate, and what support reads back. */
 import { z } from "@hono/zod-openapi";
-import { idempotencyOf, ledgerOf, opContext, pathId, requireRole, send, validBody } from "./context";
+import { idempotencyOf, ledgerOf, opContext, pathId, READERS, requireRole, send, validBody } from "./context";
 import { resource, route } from "./route";
-import { AccountIdParam, Amount, AppliedSchema, BalanceSchema, Id, json, Metadata, problems, Unit } from "./schemas";
+import {
+  AccountIdParam,
+  Amount,
+  AppliedMore,
+  AppliedSchema,
+  BalanceSchema,
+  Id,
+  json,
+  Metadata,
+  problems,
+  Unit,
+} from "./schemas";
 
 export const DebitInputSchema = z
   .strictObject({
     debit_id: Id.optional(),
     amount: Amount,
     unit: Unit.default("credits"),
-    metadata: Metadata.optional(),
+    metadata: Metadata.optional().openapi({ description: "Kept with the debit; served by GET …/debits/{debit_id}" }),
   })
   .openapi("DebitInput");
 
@@ -19,9 +30,26 @@ export const DebitResultSchema = z
     amount: z.number().int(),
     unit: z.string(),
     applied: AppliedSchema,
+    applied_more: AppliedMore,
     balance: BalanceSchema,
   })
   .openapi("DebitResult");
+
+export const DebitRecordSchema = z
+  .object({
+    debit_id: z.string(),
+    amount: z.number().int(),
+    unit: z.string(),
+    metadata: z.record(z.string(), z.string()).nullable(),
+    applied: AppliedSchema,
+    applied_more: AppliedMore,
+    txn_id: z.string(),
+    first_seq: z.number().int(),
+    last_seq: z.number().int(),
+    actor: z.string(),
+    created_at: z.string(),
+  })
+  .openapi("Debit");
 
 export const debits = resource();
 
@@ -35,14 +63,30 @@ route(
       params: AccountIdParam,
       body: { content: { "application/json": { schema: DebitInputSchema } }, required: true },
     },
-    responses: { 200: json(DebitResultSchema), ...problems(400, 401, 402, 403, 404, 409, 413, 415) },
+    responses: { 200: json(DebitResultSchema), ...problems(400, 401, 402, 403, 404, 409, 413, 415, 503) },
   },
   async (c) => {
     requireRole(c, ["admin", "gateway"]);
     const accountId = pathId(c, "account_id");
     const input = validBody(c, DebitInputSchema);
     const idem = idempotencyOf(c, input.debit_id, "debit_id");
-    const req = { id: idem.key, unit: input.unit, amount: input.amount };
+    const req = { id: idem.key, unit: input.unit, amount: input.amount, metadata: input.metadata ?? null };
     return send(c, await ledgerOf(c, accountId).debit(await opContext(c, accountId), req, idem));
+  },
+);
+
+route(
+  debits,
+  {
+    method: "get",
+    path: "/v1/accounts/{account_id}/debits/{debit_id}",
+    summary: "One debit: its amount, metadata and the lots it drew from (at most 1 000 listed)",
+    request: { params: AccountIdParam.extend({ debit_id: Id }) },
+    responses: { 200: json(DebitRecordSchema), ...problems(400, 401, 403, 404) },
+  },
+  async (c) => {
+    requireRole(c, READERS);
+    const accountId = pathId(c, "account_id");
+    return send(c, await ledgerOf(c, accountId).getDebit(accountId, pathId(c, "debit_id")));
   },
 );

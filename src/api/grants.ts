@@ -1,5 +1,6 @@
 /** /v1/accounts/{account_id}/grants: issue, list and void lots. */
 import { z } from "@hono/zod-openapi";
+import { GRANTS_PAGE_MAX } from "../account/reads";
 import { ApiError } from "../errors";
 import type { CreditType, GrantCommand } from "../ledger";
 import {
@@ -22,6 +23,7 @@ import {
   CreditTypeSchema,
   Id,
   json,
+  Limit,
   Metadata,
   parseTime,
   problems,
@@ -143,22 +145,46 @@ route(
   },
 );
 
-const ListQuery = z.strictObject({ status: z.enum(["active", "pending", "expired", "depleted", "voided"]).optional() });
+const ListQuery = z.strictObject({
+  status: z.enum(["active", "pending", "expired", "depleted", "voided"]).optional(),
+  cursor: Id.optional().openapi({ description: "next_cursor of the previous page" }),
+  limit: Limit(GRANTS_PAGE_MAX, 100),
+});
 
 route(
   grants,
   {
     method: "get",
     path: "/v1/accounts/{account_id}/grants",
-    summary: "List grants, optionally by status",
+    summary: "List grants in creation order, optionally by status, a page at a time",
     request: { params: AccountIdParam, query: ListQuery },
-    responses: { 200: json(z.object({ grants: z.array(GrantSchema) })), ...problems(400, 401, 404) },
+    responses: {
+      200: json(z.object({ grants: z.array(GrantSchema), next_cursor: z.string().nullable() })),
+      ...problems(400, 401, 404),
+    },
   },
   async (c) => {
     requireRole(c, READERS);
     const accountId = pathId(c, "account_id");
     const q = validQuery(c, ListQuery);
-    return send(c, await ledgerOf(c, accountId).listGrants(accountId, q.status ?? null));
+    const query = { status: q.status ?? null, cursor: q.cursor ?? null, limit: q.limit };
+    return send(c, await ledgerOf(c, accountId).listGrants(accountId, query));
+  },
+);
+
+route(
+  grants,
+  {
+    method: "get",
+    path: "/v1/accounts/{account_id}/grants/{grant_id}",
+    summary: "One grant as it stands now",
+    request: { params: AccountIdParam.extend({ grant_id: Id }) },
+    responses: { 200: json(GrantSchema), ...problems(400, 401, 403, 404) },
+  },
+  async (c) => {
+    requireRole(c, READERS);
+    const accountId = pathId(c, "account_id");
+    return send(c, await ledgerOf(c, accountId).getGrant(accountId, pathId(c, "grant_id")));
   },
 );
 

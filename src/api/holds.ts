@@ -1,8 +1,30 @@
 /** /v1/accounts/{account_id}/holds: two-phase reservations. */
 import { z } from "@hono/zod-openapi";
-import { BALANCE_READERS, idempotencyOf, ledgerOf, opContext, pathId, requireRole, send, validBody } from "./context";
+import {
+  BALANCE_READERS,
+  idempotencyOf,
+  ledgerOf,
+  opContext,
+  pathId,
+  requireRole,
+  send,
+  validBody,
+  validQuery,
+} from "./context";
 import { resource, route } from "./route";
-import { AccountIdParam, Amount, AppliedSchema, BalanceSchema, Id, json, problems, Unit } from "./schemas";
+import {
+  AccountIdParam,
+  Amount,
+  AppliedMore,
+  AppliedSchema,
+  BalanceSchema,
+  Id,
+  json,
+  Limit,
+  problems,
+  TimeIdCursor,
+  Unit,
+} from "./schemas";
 
 export const HoldInputSchema = z
   .strictObject({
@@ -20,6 +42,7 @@ const HoldCreated = z.object({
   status: z.literal("open"),
   expires_at: z.string(),
   applied: AppliedSchema,
+  applied_more: AppliedMore,
   balance: BalanceSchema,
 });
 const CaptureInput = z.strictObject({ amount: z.number().int().min(0).max(1e15).optional() }).openapi("CaptureInput");
@@ -82,6 +105,33 @@ for (const action of ["capture", "release"] as const) {
     },
   );
 }
+
+const HoldListQuery = z.strictObject({ cursor: TimeIdCursor.optional(), limit: Limit(1000, 100) });
+
+route(
+  holds,
+  {
+    method: "get",
+    path: "/v1/accounts/{account_id}/holds",
+    summary: "Open holds and receipts, oldest first, a page at a time",
+    request: { params: AccountIdParam, query: HoldListQuery },
+    responses: {
+      200: json(
+        z.object({
+          holds: z.array(z.object({ hold_id: z.string(), kind: z.enum(["hold", "receipt"]) }).passthrough()),
+          next_cursor: z.string().nullable(),
+        }),
+      ),
+      ...problems(400, 401, 404),
+    },
+  },
+  async (c) => {
+    requireRole(c, BALANCE_READERS);
+    const accountId = pathId(c, "account_id");
+    const q = validQuery(c, HoldListQuery);
+    return send(c, await ledgerOf(c, accountId).listHolds(accountId, q.cursor ?? null, q.limit));
+  },
+);
 
 route(
   holds,

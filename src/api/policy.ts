@@ -1,6 +1,7 @@
 /** Global and per-account consumption policy. */
 import { z } from "@hono/zod-openapi";
 import { loadGlobalPolicy, mergeGlobalPolicy } from "../db/settings";
+import { ApiError } from "../errors";
 import { ledgerOf, pathId, requireRole, send, validBody } from "./context";
 import { resource, route } from "./route";
 import { AccountIdParam, json, PolicySchema, problems } from "./schemas";
@@ -23,11 +24,13 @@ route(
     method: "get",
     path: "/v1/policy",
     summary: "The global policy",
-    responses: { 200: json(PolicySchema), ...problems(401, 403) },
+    responses: { 200: json(PolicySchema), ...problems(401, 403, 503) },
   },
   async (c) => {
     requireRole(c, ["admin"]);
-    return c.json(await loadGlobalPolicy(c.env.DB));
+    const global = await loadGlobalPolicy(c.env.DB);
+    if (global === null) throw new ApiError("overloaded", "the global policy cannot be read right now; retry");
+    return c.json(global);
   },
 );
 

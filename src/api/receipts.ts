@@ -12,7 +12,7 @@ import { DEFAULT_AUDIENCE, signReceipt } from "../receipts/sign";
 import { SETTLE_GRACE_SECONDS, verifyReceipt } from "../receipts/verify";
 import { type AppContext, idempotencyOf, ledgerOf, opContext, pathId, requireRole, send, validBody } from "./context";
 import { resource, route } from "./route";
-import { AccountIdParam, Amount, AppliedSchema, BalanceSchema, Id, json, problems, Unit } from "./schemas";
+import { AccountIdParam, Amount, AppliedMore, AppliedSchema, BalanceSchema, Id, json, problems, Unit } from "./schemas";
 
 export const ReceiptInputSchema = z
   .strictObject({
@@ -37,6 +37,7 @@ export const ReceiptCreatedSchema = z
     unit: z.string(),
     expires_at: z.string(),
     applied: AppliedSchema,
+    applied_more: AppliedMore,
     balance: BalanceSchema,
   })
   .openapi("ReceiptCreated");

@@ -87,13 +87,19 @@ export const BalanceSchema = z
     held: z.number().int(),
     by_type: z.object({ promotional: z.number().int(), compensatory: z.number().int(), purchased: z.number().int() }),
     expiring: z.array(z.object({ grant_id: z.string(), amount: z.number().int(), expires_at: z.string() })),
+    expiring_more: z
+      .boolean()
+      .openapi({ description: "true when `expiring` was cut (a read lists 1 000 at most, a write response 10)" }),
     pending: z.array(z.object({ grant_id: z.string(), amount: z.number().int(), effective_at: z.string() })),
+    pending_more: z.boolean().openapi({ description: "true when `pending` was cut" }),
   })
   .openapi("Balance");
 
 export const AppliedSchema = z.array(
   z.object({ grant_id: z.string(), type: CreditTypeSchema, amount: z.number().int() }),
 );
+/** Beside `applied`: true when the list was cut (a write response lists 100 lots at most). */
+export const AppliedMore = z.boolean().openapi({ description: "true when `applied` was cut" });
 
 export const ProblemSchema = z
   .object({

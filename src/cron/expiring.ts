@@ -6,9 +6,11 @@
  * (the UPDATE only ever lowers it), so each lot leaves the query once told and
  * the backlog always moves.
  */
+
+import type { LedgerRpc } from "../account/stub";
 import { loadAlertSettings } from "../db/alert-settings";
 import { recordAlerts } from "../db/alerts";
-import { type AlertRecord, expiringWindowDue, type GrantView, sha256Hex } from "../ledger";
+import { type AlertRecord, expiringWindowDue, sha256Hex } from "../ledger";
 import { dispatchAlerts } from "../webhooks/dispatch";
 import { accountStub, type JobContext, mapLimit, PARALLEL } from "./job";
 
@@ -31,11 +33,11 @@ interface Candidate {
 export const expiringAlertId = (accountId: string, grantId: string, days: number): string =>
   `expiring_${sha256Hex(`${accountId}\u0000${grantId}\u0000${days}`).slice(0, 32)}`;
 
-/** The unheld remainder per lot, from the DO (null: the account could not answer). */
-async function remainders(env: Env, accountId: string): Promise<Map<string, GrantView> | null> {
-  const out = await accountStub(env, accountId).listGrants(accountId, null);
-  if (!out.ok) return null;
-  const grants = (out.body as unknown as { grants: GrantView[] }).grants;
+type Remainder = Awaited<ReturnType<LedgerRpc["grantRemainders"]>>[number];
+
+/** The unheld remainder of the candidate lots, from the DO (null: the account could not answer). */
+async function remainders(env: Env, accountId: string, grantIds: string[]): Promise<Map<string, Remainder> | null> {
+  const grants = await accountStub(env, accountId).grantRemainders(grantIds);
   return new Map(grants.map((g) => [g.grant_id, g]));
 }
 
@@ -60,9 +62,14 @@ export async function runExpiring(ctx: JobContext) {
   const due = results
     .map((c) => ({ c, window: expiringWindowDue(c.expires_at_ms, ctx.nowMs, windows, c.expiring_notified_days) }))
     .filter((d): d is { c: Candidate; window: number } => d.window !== null);
-  const accounts = [...new Set(due.map((d) => d.c.account_id))];
+  const wanted = new Map<string, string[]>();
+  for (const { c } of due) wanted.set(c.account_id, [...(wanted.get(c.account_id) ?? []), c.grant_id]);
   const lots = new Map(
-    await mapLimit(accounts, PARALLEL, async (a) => [a, await remainders(ctx.env, a).catch(() => null)] as const),
+    await mapLimit(
+      [...wanted],
+      PARALLEL,
+      async ([a, ids]) => [a, await remainders(ctx.env, a, ids).catch(() => null)] as const,
+    ),
   );
   const alerts: AlertRecord[] = [];
   const marks: D1PreparedStatement[] = [];

@@ -1,8 +1,9 @@
 /**
  * The global consumption policy, kept in D1 `settings` and cached per isolate
  * for at most POLICY_TTL_MS, so a change reaches every operation that starts
- * 5 s after the PUT. A D1 outage serves the last known policy: it never
- * blocks the gate.
+ * 5 s after the PUT. A D1 outage serves the last policy this isolate read;
+ * an isolate that never read one gets null and must not guess the defaults
+ * (each account's Durable Object keeps the last global policy it saw).
  */
 import { eq } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
@@ -14,7 +15,7 @@ const KEY = "policy";
 
 let cached: { policy: Policy; fetchedAtMs: number } | null = null;
 
-export async function loadGlobalPolicy(d1: D1Database): Promise<Policy> {
+export async function loadGlobalPolicy(d1: D1Database): Promise<Policy | null> {
   const nowMs = Date.now();
   if (cached && nowMs - cached.fetchedAtMs < POLICY_TTL_MS) return cached.policy;
   try {
@@ -23,8 +24,13 @@ export async function loadGlobalPolicy(d1: D1Database): Promise<Policy> {
     cached = { policy, fetchedAtMs: nowMs };
     return policy;
   } catch {
-    return cached?.policy ?? DEFAULT_POLICY;
+    return cached?.policy ?? null;
   }
+}
+
+/** Test seam: a cold isolate, one that has never read the policy. */
+export function forgetGlobalPolicy(): void {
+  cached = null;
 }
 
 /**

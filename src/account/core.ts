@@ -1,0 +1,249 @@
+/**
+ * An account's state in memory (a cache of its SQLite tables, rebuilt on
+ * wake) and the one way it changes: `commit`, which seals entries onto the
+ * chain and writes everything in one transactionSync. Operations live in
+ * writes.ts, hold-ops.ts and reads.ts; the Durable Object only routes to them.
+ */
+import {
+  canonicalJson,
+  type EntryDraft,
+  effectivePolicy,
+  GENESIS_HASH,
+  grantView,
+  type Hold,
+  type Lot,
+  type LowBalanceState,
+  type Policy,
+  type PolicyOverrides,
+  planCloseHold,
+  type RaisedAlerts,
+  raiseAlerts,
+  sealEntries,
+} from "../ledger";
+import { log } from "../log";
+import { accountRecord, earliestDeadline, indexChanged } from "./records";
+import * as store from "./storage";
+import type { AccountRecord, Idempotency, Json, OpContext, Outcome } from "./types";
+import { answer, refuse } from "./views";
+
+export type Scope =
+  | "grant"
+  | "debit"
+  | "hold"
+  | "receipt"
+  | "void"
+  | "hold.capture"
+  | "hold.release"
+  | "receipt.settle";
+
+export interface Mutation {
+  ctx: OpContext;
+  lots?: Lot[];
+  holds?: Hold[];
+  entries: EntryDraft[];
+  debit?: store.Change["debit"];
+}
+
+export interface Remember {
+  scope: Scope;
+  idem: Idempotency;
+  status: number;
+}
+
+/** The refusal when neither the caller nor this account knows the global policy. */
+export const POLICY_UNKNOWN = refuse({
+  code: "overloaded",
+  detail: "the global policy cannot be read right now and this account has not seen it yet; retry",
+});
+
+export class AccountCore {
+  readonly lots = new Map<string, Lot>();
+  readonly openHolds = new Map<string, Hold>();
+  account: AccountRecord | null = null;
+  overrides: PolicyOverrides = {};
+  /** Units whose balance.low alert has fired and not re-armed yet. */
+  private lowBalance: LowBalanceState = {};
+  headSeq = 0;
+  headHash = GENESIS_HASH;
+  /** recorded_at of the last entry: recording never goes back in time along the chain. */
+  private headRecordedMs = 0;
+  /** The earliest deadline among open holds (null: none open). */
+  private holdDeadlineMs: number | null = null;
+  /** The last global policy a caller brought, kept so a D1 outage never falls back to defaults. */
+  private lastGlobal: { policy: Policy; json: string } | null = null;
+  /** Test seam: tests move this account's clock with runInDurableObject. */
+  readonly clock = { offsetMs: 0 };
+
+  constructor(
+    readonly sql: SqlStorage,
+    private readonly transact: (write: () => void) => void,
+    /** Called after every commit with the time the outbox should ship. */
+    private readonly committed: (shipAtMs: number) => void,
+  ) {
+    for (const lot of store.readLots(sql)) this.lots.set(lot.grantId, lot);
+    for (const hold of store.readOpenHolds(sql)) this.openHolds.set(hold.holdId, hold);
+    this.holdDeadlineMs = earliestDeadline(this.openHolds.values());
+    const head = store.readHead(sql);
+    if (head) {
+      this.headSeq = head.seq;
+      this.headHash = head.hash;
+      this.headRecordedMs = head.recordedAtMs;
+    }
+    this.account = store.readMeta<AccountRecord>(sql, "account");
+    this.overrides = store.readMeta<PolicyOverrides>(sql, "policy") ?? {};
+    this.lowBalance = store.readMeta<LowBalanceState>(sql, "low_balance_state") ?? {};
+    const global = store.readMeta<Policy>(sql, "global_policy");
+    if (global) this.lastGlobal = { policy: global, json: canonicalJson(global) };
+  }
+
+  now(): number {
+    return Date.now() + this.clock.offsetMs;
+  }
+
+  /**
+   * The global policy for this operation: the caller's (remembered when it
+   * changed), else the last one this account saw; null when neither exists.
+   */
+  globalPolicy(seen: Policy | null): Policy | null {
+    if (seen === null) return this.lastGlobal?.policy ?? null;
+    const json = canonicalJson(seen);
+    if (this.lastGlobal?.json !== json) {
+      store.writeMeta(this.sql, "global_policy", seen);
+      this.lastGlobal = { policy: seen, json };
+    }
+    return seen;
+  }
+
+  /** The effective policy (global merged with this account's overrides); null: unknown. */
+  policy(ctx: OpContext): Policy | null {
+    const global = this.globalPolicy(ctx.globalPolicy);
+    return global === null ? null : effectivePolicy(global, this.overrides);
+  }
+
+  /** The first result for this id, or a conflict; null when the id is new. */
+  recall(scope: Scope, idem: Idempotency): Outcome | null {
+    const first = store.readIdempotency(this.sql, scope, idem.key);
+    if (!first) return null;
+    if (first.bodyHash !== idem.bodyHash && scope !== "void") {
+      return refuse({
+        code: "idempotency_conflict",
+        detail: `${scope} ${idem.key} was first sent with a different body`,
+      });
+    }
+    return answer(JSON.parse(first.response) as Json, first.status, true);
+  }
+
+  /**
+   * Closes every open hold past its deadline: receipts are captured in full,
+   * holds per the policy's hold_on_expiry. Runs before any operation that
+   * closes holds or draws credits, so the outcome never depends on when the
+   * alarm fires. Returns how many it closed, or null when a hold is due and
+   * the policy that decides its fate is unknown.
+   */
+  sweepDue(ctx: OpContext): number | null {
+    const nowMs = this.now();
+    if (this.holdDeadlineMs === null || this.holdDeadlineMs > nowMs) return 0;
+    const policy = this.policy(ctx);
+    if (policy === null) return null;
+    const sweep: OpContext = { ...ctx, actor: "system:sweep" };
+    let swept = 0;
+    for (const hold of [...this.openHolds.values()]) {
+      if (hold.expiresAtMs > nowMs) continue;
+      const capture = hold.kind === "receipt" || policy.hold_on_expiry === "capture";
+      const closeAs = capture ? "captured" : "released";
+      const planned = planCloseHold(this.lots, hold, capture ? hold.amount : 0, nowMs, closeAs);
+      if (!planned.ok) continue;
+      const { lots, hold: closed, entries } = planned.value;
+      this.commit({ ctx: sweep, lots, holds: [closed], entries }, nowMs, () => null);
+      swept++;
+    }
+    return swept;
+  }
+
+  /** Writes the account row on its own (an upsert), with the alerts a new threshold raises. */
+  saveAccount(next: AccountRecord, nowMs: number): void {
+    const txnId = `txn_${crypto.randomUUID()}`;
+    const raised = this.raise(next.account_id, next.low_balance, [], this.lots, nowMs, `alert_${txnId}`);
+    this.transact(() => store.writeChange(this.sql, { txnId, account: next, raised }, nowMs));
+    this.account = next;
+    this.lowBalance = raised.lowBalance;
+    this.committed(nowMs);
+  }
+
+  /**
+   * Seals the drafts onto the chain, then writes state + entries + outbox rows
+   * + the idempotency record in one transaction. Memory changes only after
+   * the transaction commits, so a throw inside it leaves the cache true to SQLite.
+   */
+  commit(
+    m: Mutation,
+    nowMs: number,
+    respond: (lots: ReadonlyMap<string, Lot>) => unknown,
+    remember?: Remember,
+    createsAccount = false,
+  ): Outcome {
+    const { accountId, actor } = m.ctx;
+    // Remember the global policy whenever a caller brings one, so a later D1 outage never guesses.
+    this.globalPolicy(m.ctx.globalPolicy);
+    const txnId = `txn_${crypto.randomUUID()}`;
+    const recordedMs = Math.max(nowMs, this.headRecordedMs);
+    const head = { headSeq: this.headSeq, headHash: this.headHash };
+    const sealed = sealEntries(m.entries, { accountId, actor, txnId, ...head, nowMs: recordedMs });
+    const lots = m.lots ?? [];
+    // The response reflects the state after the change: compute it on a staged view.
+    const staged = new Map(this.lots);
+    for (const lot of lots) staged.set(lot.grantId, lot);
+    const body = respond(staged) as Json;
+    const thresholds = this.account?.low_balance ?? null;
+    const raised = this.raise(accountId, thresholds, m.entries, staged, nowMs, `alert_${txnId}`);
+    const created = createsAccount && this.account === null ? accountRecord(null, accountId, {}, nowMs) : null;
+    const change: store.Change = {
+      txnId,
+      account: created,
+      lots,
+      holds: m.holds ?? [],
+      entries: sealed.entries,
+      debit: m.debit ?? null,
+      raised,
+      grantRows: lots
+        .filter((lot) => indexChanged(this.lots.get(lot.grantId), lot))
+        .map((lot) => ({ account_id: accountId, ...grantView(lot, nowMs) })),
+      idempotency: remember ? { ...remember.idem, scope: remember.scope, status: remember.status, body } : null,
+    };
+    this.transact(() => store.writeChange(this.sql, change, nowMs));
+    if (created) this.account = created;
+    for (const lot of lots) this.lots.set(lot.grantId, lot);
+    if (m.holds?.length) {
+      for (const hold of m.holds) {
+        if (hold.status === "open") this.openHolds.set(hold.holdId, hold);
+        else this.openHolds.delete(hold.holdId);
+      }
+      this.holdDeadlineMs = earliestDeadline(this.openHolds.values());
+    }
+    this.headSeq = sealed.headSeq;
+    this.headHash = sealed.headHash;
+    if (sealed.entries.length > 0) this.headRecordedMs = recordedMs;
+    this.lowBalance = raised.lowBalance;
+    this.committed(nowMs);
+    const write = { op: remember?.scope ?? actor, entries: sealed.entries.length, head_seq: sealed.headSeq };
+    // A write a request asked for is logged once, in that request's line at the
+    // gateway (with its latency); writes of the DO's own jobs are logged here.
+    if (actor.startsWith("system:")) {
+      log({ event: "ledger.write", request_id: m.ctx.requestId, account_id: accountId, actor, ...write });
+    }
+    return { ok: true, status: remember?.status ?? 200, body, replayed: false, write };
+  }
+
+  /** The alerts a change raises against this account's thresholds and balance.low state. */
+  private raise(
+    accountId: string,
+    thresholds: Record<string, number> | null,
+    drafts: readonly EntryDraft[],
+    lots: ReadonlyMap<string, Lot>,
+    nowMs: number,
+    idPrefix: string,
+  ): RaisedAlerts {
+    const lowBalance = this.lowBalance;
+    return raiseAlerts({ accountId, thresholds, lowBalance, drafts, lots: lots.values(), nowMs, idPrefix });
+  }
+}

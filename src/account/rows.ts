@@ -1,0 +1,150 @@
+/**
+ * Row mapping for the AccountLedger's tables: SQLite rows to domain values
+ * and back. No queries beyond one row's insert or upsert.
+ */
+import { type Entry, type Hold, iso, type Lot } from "../ledger";
+
+export type Row = Record<string, SqlStorageValue>;
+
+const int = (v: SqlStorageValue): number => Number(v);
+const intOrNull = (v: SqlStorageValue): number | null => (v === null ? null : Number(v));
+const str = (v: SqlStorageValue): string => String(v);
+const strOrNull = (v: SqlStorageValue): string | null => (v === null ? null : String(v));
+
+export function lotFromRow(r: Row): Lot {
+  const costAmount = intOrNull(r.cost_basis_amount ?? null);
+  return {
+    grantId: str(r.grant_id ?? null),
+    unit: str(r.unit ?? null),
+    type: str(r.type ?? null) as Lot["type"],
+    amount: int(r.amount ?? null),
+    priority: int(r.priority ?? null),
+    effectiveAtMs: int(r.effective_at_ms ?? null),
+    expiresAtMs: intOrNull(r.expires_at_ms ?? null),
+    source: strOrNull(r.source ?? null),
+    reason: strOrNull(r.reason ?? null),
+    campaign: strOrNull(r.campaign ?? null),
+    incidentId: strOrNull(r.incident_id ?? null),
+    costBasis: costAmount === null ? null : { amount: costAmount, currency: str(r.cost_basis_currency ?? null) },
+    metadata: r.metadata === null || r.metadata === undefined ? null : JSON.parse(str(r.metadata)),
+    sourceGrantId: strOrNull(r.source_grant_id ?? null),
+    createdAtMs: int(r.created_at_ms ?? null),
+    createdOrder: int(r.created_order ?? null),
+    remaining: int(r.remaining ?? null),
+    held: int(r.held ?? null),
+    voidedAtMs: intOrNull(r.voided_at_ms ?? null),
+  };
+}
+
+export function writeLot(sql: SqlStorage, lot: Lot): void {
+  sql.exec(
+    `INSERT INTO lots (grant_id, unit, type, amount, priority, effective_at_ms, expires_at_ms, source,
+      reason, campaign, incident_id, cost_basis_amount, cost_basis_currency, metadata, source_grant_id,
+      created_at_ms, created_order, remaining, held, voided_at_ms)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT (grant_id) DO UPDATE SET remaining = excluded.remaining, held = excluded.held,
+      voided_at_ms = excluded.voided_at_ms`,
+    lot.grantId,
+    lot.unit,
+    lot.type,
+    lot.amount,
+    lot.priority,
+    lot.effectiveAtMs,
+    lot.expiresAtMs,
+    lot.source,
+    lot.reason,
+    lot.campaign,
+    lot.incidentId,
+    lot.costBasis?.amount ?? null,
+    lot.costBasis?.currency ?? null,
+    lot.metadata === null ? null : JSON.stringify(lot.metadata),
+    lot.sourceGrantId,
+    lot.createdAtMs,
+    lot.createdOrder,
+    lot.remaining,
+    lot.held,
+    lot.voidedAtMs,
+  );
+}
+
+export function holdFromRow(r: Row): Hold {
+  return {
+    holdId: str(r.hold_id ?? null),
+    kind: str(r.kind ?? null) as Hold["kind"],
+    unit: str(r.unit ?? null),
+    amount: int(r.amount ?? null),
+    allocations: JSON.parse(str(r.allocations ?? null)),
+    status: str(r.status ?? null) as Hold["status"],
+    expiresAtMs: int(r.expires_at_ms ?? null),
+    captured: int(r.captured ?? null),
+    released: int(r.released ?? null),
+    createdAtMs: int(r.created_at_ms ?? null),
+    closedAtMs: intOrNull(r.closed_at_ms ?? null),
+  };
+}
+
+export function writeHold(sql: SqlStorage, h: Hold): void {
+  sql.exec(
+    `INSERT INTO holds (hold_id, kind, unit, amount, allocations, status, expires_at_ms, captured,
+      released, created_at_ms, closed_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT (hold_id) DO UPDATE SET status = excluded.status, captured = excluded.captured,
+      released = excluded.released, closed_at_ms = excluded.closed_at_ms`,
+    h.holdId,
+    h.kind,
+    h.unit,
+    h.amount,
+    JSON.stringify(h.allocations),
+    h.status,
+    h.expiresAtMs,
+    h.captured,
+    h.released,
+    h.createdAtMs,
+    h.closedAtMs,
+  );
+}
+
+export function entryFromRow(accountId: string, r: Row): Entry {
+  return {
+    account_id: accountId,
+    seq: int(r.seq ?? null),
+    entry_id: str(r.entry_id ?? null),
+    txn_id: str(r.txn_id ?? null),
+    kind: str(r.kind ?? null) as Entry["kind"],
+    unit: str(r.unit ?? null),
+    amount: int(r.amount ?? null),
+    held_delta: int(r.held_delta ?? null),
+    grant_id: strOrNull(r.grant_id ?? null),
+    credit_type: strOrNull(r.credit_type ?? null) as Entry["credit_type"],
+    ref: strOrNull(r.ref ?? null),
+    actor: str(r.actor ?? null),
+    reason: strOrNull(r.reason ?? null),
+    effective_at: iso(int(r.effective_at_ms ?? null)),
+    recorded_at: iso(int(r.recorded_at_ms ?? null)),
+    prev_hash: str(r.prev_hash ?? null),
+    hash: str(r.hash ?? null),
+  };
+}
+
+export function writeEntry(sql: SqlStorage, e: Entry): void {
+  sql.exec(
+    `INSERT INTO entries (seq, entry_id, txn_id, kind, unit, amount, held_delta, grant_id, credit_type,
+      ref, actor, reason, effective_at_ms, recorded_at_ms, prev_hash, hash)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    e.seq,
+    e.entry_id,
+    e.txn_id,
+    e.kind,
+    e.unit,
+    e.amount,
+    e.held_delta,
+    e.grant_id,
+    e.credit_type,
+    e.ref,
+    e.actor,
+    e.reason,
+    Date.parse(e.effective_at),
+    Date.parse(e.recorded_at),
+    e.prev_hash,
+    e.hash,
+  );
+}

@@ -1,0 +1,105 @@
+/**
+ * The AccountLedger's SQLite tables (docs/storage.md describes each one).
+ * Lots and holds are the materialized state; entries are the ledger
+ * (immutable: triggers refuse UPDATE and DELETE); lot marks let a past
+ * balance be read without replaying history; outbox rows wait for the alarm.
+ */
+
+export const SCHEMA = [
+  `CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS lots (
+    grant_id TEXT PRIMARY KEY, unit TEXT NOT NULL, type TEXT NOT NULL, amount INTEGER NOT NULL,
+    priority INTEGER NOT NULL, effective_at_ms INTEGER NOT NULL, expires_at_ms INTEGER,
+    source TEXT, reason TEXT, campaign TEXT, incident_id TEXT,
+    cost_basis_amount INTEGER, cost_basis_currency TEXT, metadata TEXT, source_grant_id TEXT,
+    created_at_ms INTEGER NOT NULL, created_order INTEGER NOT NULL,
+    remaining INTEGER NOT NULL, held INTEGER NOT NULL, voided_at_ms INTEGER,
+    CHECK (remaining >= held AND held >= 0))`,
+  `CREATE TABLE IF NOT EXISTS holds (
+    hold_id TEXT PRIMARY KEY, kind TEXT NOT NULL, unit TEXT NOT NULL, amount INTEGER NOT NULL,
+    allocations TEXT NOT NULL, status TEXT NOT NULL, expires_at_ms INTEGER NOT NULL,
+    captured INTEGER NOT NULL, released INTEGER NOT NULL, created_at_ms INTEGER NOT NULL,
+    closed_at_ms INTEGER)`,
+  `CREATE INDEX IF NOT EXISTS holds_open ON holds (status, expires_at_ms)`,
+  `CREATE INDEX IF NOT EXISTS holds_by_created ON holds (status, created_at_ms, hold_id)`,
+  `CREATE TABLE IF NOT EXISTS entries (
+    seq INTEGER PRIMARY KEY, entry_id TEXT NOT NULL UNIQUE, txn_id TEXT NOT NULL, kind TEXT NOT NULL,
+    unit TEXT NOT NULL, amount INTEGER NOT NULL, held_delta INTEGER NOT NULL, grant_id TEXT,
+    credit_type TEXT, ref TEXT, actor TEXT NOT NULL, reason TEXT, effective_at_ms INTEGER NOT NULL,
+    recorded_at_ms INTEGER NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)`,
+  `CREATE TRIGGER IF NOT EXISTS entries_no_update BEFORE UPDATE ON entries
+    BEGIN SELECT RAISE(ABORT, 'ledger entries are immutable'); END`,
+  `CREATE TRIGGER IF NOT EXISTS entries_no_delete BEFORE DELETE ON entries
+    BEGIN SELECT RAISE(ABORT, 'ledger entries are immutable'); END`,
+  // One row per (transaction, lot touched): the lot's remaining and held after
+  // that transaction. A balance as of T reads each lot's last mark at or before
+  // T, so its cost follows the number of lots, never the length of the history.
+  `CREATE TABLE IF NOT EXISTS lot_marks (
+    seq INTEGER PRIMARY KEY, grant_id TEXT NOT NULL, remaining INTEGER NOT NULL, held INTEGER NOT NULL,
+    recorded_at_ms INTEGER NOT NULL)`,
+  `CREATE INDEX IF NOT EXISTS lot_marks_by_grant ON lot_marks (grant_id, recorded_at_ms, seq)`,
+  // What a debit was asked with (metadata included) and where its entries are.
+  `CREATE TABLE IF NOT EXISTS debits (
+    debit_id TEXT PRIMARY KEY, unit TEXT NOT NULL, amount INTEGER NOT NULL, metadata TEXT,
+    txn_id TEXT NOT NULL, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL, actor TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL)`,
+  // `txn`: the DO transaction that queued the row; a shipment never splits one (outbox.ts).
+  `CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, payload TEXT NOT NULL, txn TEXT NOT NULL DEFAULT '')`,
+  `CREATE TABLE IF NOT EXISTS idempotency (
+    scope TEXT NOT NULL, key TEXT NOT NULL, body_hash TEXT NOT NULL, status INTEGER NOT NULL,
+    response TEXT NOT NULL, created_at_ms INTEGER NOT NULL, PRIMARY KEY (scope, key))`,
+  `CREATE INDEX IF NOT EXISTS idempotency_by_age ON idempotency (created_at_ms)`,
+];
+
+/** Entries read per step of the one-time lot-mark backfill. */
+const BACKFILL_PAGE = 10_000;
+
+/**
+ * Creates the tables, and brings a database written by an older version up
+ * to date: the outbox's `txn` column, and lot marks for entries written
+ * before marks existed (a one-time pass over the history, a page at a time).
+ */
+export function migrate(sql: SqlStorage): void {
+  for (const stmt of SCHEMA) sql.exec(stmt);
+  const outboxColumns = sql
+    .exec("PRAGMA table_info(outbox)")
+    .toArray()
+    .map((r) => String(r.name));
+  if (!outboxColumns.includes("txn")) sql.exec("ALTER TABLE outbox ADD COLUMN txn TEXT NOT NULL DEFAULT ''");
+  const marked = sql.exec("SELECT 1 FROM lot_marks LIMIT 1").toArray().length > 0;
+  const entries = sql.exec("SELECT 1 FROM entries WHERE grant_id IS NOT NULL LIMIT 1").toArray().length > 0;
+  if (!marked && entries) backfillMarks(sql);
+}
+
+function backfillMarks(sql: SqlStorage): void {
+  const sums = new Map<string, { remaining: number; held: number }>();
+  let after = 0;
+  for (;;) {
+    const rows = sql
+      .exec(
+        `SELECT seq, grant_id, amount, held_delta, recorded_at_ms FROM entries
+         WHERE seq > ? AND grant_id IS NOT NULL ORDER BY seq LIMIT ?`,
+        after,
+        BACKFILL_PAGE,
+      )
+      .toArray();
+    for (const r of rows) {
+      const grantId = String(r.grant_id);
+      const s = sums.get(grantId) ?? { remaining: 0, held: 0 };
+      s.remaining += Number(r.amount);
+      s.held += Number(r.held_delta);
+      sums.set(grantId, s);
+      sql.exec(
+        "INSERT INTO lot_marks (seq, grant_id, remaining, held, recorded_at_ms) VALUES (?, ?, ?, ?, ?)",
+        Number(r.seq),
+        grantId,
+        s.remaining,
+        s.held,
+        Number(r.recorded_at_ms),
+      );
+      after = Number(r.seq);
+    }
+    if (rows.length < BACKFILL_PAGE) return;
+  }
+}

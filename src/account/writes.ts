@@ -1,0 +1,98 @@
+/** Grants, voids and debits on one account: each loads from the core, asks src/ledger, commits once. */
+import { planDebit, planGrant, planVoid } from "../ledger";
+import { type AccountCore, POLICY_UNKNOWN } from "./core";
+import { accountRecord } from "./records";
+import { readDebit } from "./storage";
+import type { AccountInput, DebitRequest, GrantRequest, Idempotency, OpContext, Outcome } from "./types";
+import { answer, debitBody, fromLedgerError, grantBody, missingAccount, refuse } from "./views";
+
+/** Creates or updates the account; fields given replace, fields omitted are kept. */
+export function upsertAccount(core: AccountCore, accountId: string, input: AccountInput): Outcome {
+  const nowMs = core.now();
+  const created = core.account === null;
+  const next = accountRecord(core.account, accountId, input, nowMs);
+  // A new threshold above the balance is a crossing too; one below re-arms.
+  core.saveAccount(next, nowMs);
+  return answer(next, created ? 201 : 200);
+}
+
+export function grant(core: AccountCore, ctx: OpContext, cmd: GrantRequest, idem: Idempotency): Outcome {
+  const first = core.recall("grant", idem);
+  if (first) return first;
+  const nowMs = core.now();
+  if (core.lots.has(cmd.grantId)) {
+    return refuse({ code: "idempotency_conflict", detail: `grant ${cmd.grantId} already exists` });
+  }
+  if (cmd.type === "promotional") {
+    const policy = core.policy(ctx);
+    if (policy === null) return POLICY_UNKNOWN;
+    if (policy.require_verified_for_promotional && !core.account?.verified) {
+      return refuse({
+        code: "account_not_verified",
+        detail: "promotional grants need a verified account under the current policy",
+      });
+    }
+  }
+  const planned = planGrant(core.lots.values(), cmd, core.lots.size + 1, nowMs);
+  if (!planned.ok) return refuse(fromLedgerError(planned.error));
+  const { lot, entries } = planned.value;
+  return core.commit(
+    { ctx, lots: [lot], entries },
+    nowMs,
+    (lots) => grantBody(ctx.accountId, lot, lot.unit, nowMs, lots),
+    { scope: "grant", idem, status: 201 },
+    true,
+  );
+}
+
+export function voidGrant(core: AccountCore, ctx: OpContext, grantId: string, reason: string | null): Outcome {
+  if (core.account === null) return missingAccount(ctx.accountId);
+  // A void has no body to compare: repeating it for the same grant is the same void.
+  const idem = { key: grantId, bodyHash: "" };
+  const first = core.recall("void", idem);
+  if (first) return first;
+  if (core.sweepDue(ctx) === null) return POLICY_UNKNOWN;
+  const lot = core.lots.get(grantId);
+  if (!lot) return refuse({ code: "grant_not_found", detail: `grant ${grantId} does not exist` });
+  const nowMs = core.now();
+  const planned = planVoid(lot, reason, nowMs);
+  if (!planned.ok) return refuse(fromLedgerError(planned.error));
+  const voided = planned.value.lot;
+  return core.commit(
+    { ctx, lots: [voided], entries: planned.value.entries },
+    nowMs,
+    (lots) => grantBody(ctx.accountId, voided, lot.unit, nowMs, lots),
+    { scope: "void", idem, status: 200 },
+  );
+}
+
+export function debit(core: AccountCore, ctx: OpContext, req: DebitRequest, idem: Idempotency): Outcome {
+  if (core.account === null) return missingAccount(ctx.accountId);
+  const first = core.recall("debit", idem);
+  if (first) return first;
+  // Past the idempotency retention the record is gone but the debit is not: never charge twice.
+  if (readDebit(core.sql, req.id)) {
+    return refuse({ code: "idempotency_conflict", detail: `debit ${req.id} was already applied` });
+  }
+  const policy = core.policy(ctx);
+  if (policy === null || core.sweepDue(ctx) === null) return POLICY_UNKNOWN;
+  const nowMs = core.now();
+  const draw = { ref: req.id, unit: req.unit, amount: req.amount };
+  const planned = planDebit(core.lots.values(), draw, policy, nowMs);
+  if (!planned.ok) return refuse(fromLedgerError(planned.error));
+  const { applied } = planned.value;
+  const record = {
+    debitId: req.id,
+    unit: req.unit,
+    amount: req.amount,
+    metadata: req.metadata,
+    actor: ctx.actor,
+    createdAtMs: nowMs,
+  };
+  return core.commit(
+    { ctx, lots: planned.value.lots, entries: planned.value.entries, debit: record },
+    nowMs,
+    (lots) => debitBody(ctx.accountId, req, applied, nowMs, lots),
+    { scope: "debit", idem, status: 200 },
+  );
+}
