@@ -20,7 +20,6 @@ export const ERROR_CODES = [
   "receipt_not_found",
   "invoice_not_found",
   "transfer_not_found",
-  "method_not_allowed",
   "idempotency_conflict",
   "hold_closed",
   "receipt_settled",
@@ -33,7 +32,7 @@ export const ERROR_CODES = [
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
-export function statusOf(code: ErrorCode): 400 | 401 | 402 | 403 | 404 | 405 | 409 | 413 | 415 | 429 | 500 | 503 {
+export function statusOf(code: ErrorCode): 400 | 401 | 402 | 403 | 404 | 409 | 413 | 415 | 429 | 500 | 503 {
   switch (code) {
     case "invalid_request":
     case "invalid_json":
@@ -56,8 +55,6 @@ export function statusOf(code: ErrorCode): 400 | 401 | 402 | 403 | 404 | 405 | 4
     case "invoice_not_found":
     case "transfer_not_found":
       return 404;
-    case "method_not_allowed":
-      return 405;
     case "idempotency_conflict":
     case "hold_closed":
     case "receipt_settled":
@@ -93,7 +90,6 @@ const TITLES: Record<ErrorCode, string> = {
   receipt_not_found: "Receipt not found",
   invoice_not_found: "Invoice not found",
   transfer_not_found: "Transfer not found",
-  method_not_allowed: "Method not allowed",
   idempotency_conflict: "Idempotency key reused with a different body",
   hold_closed: "Hold already closed",
   receipt_settled: "Receipt already settled",

@@ -122,9 +122,7 @@ export type LedgerError =
   | { code: "invalid_amount"; detail: string }
   | { code: "invalid_request"; detail: string }
   | { code: "grant_closed"; detail: string }
-  | { code: "hold_closed"; detail: string }
-  | { code: "grant_not_found"; detail: string }
-  | { code: "hold_not_found"; detail: string };
+  | { code: "hold_closed"; detail: string };
 
 /** Thrown when a rule that must always hold does not: a bug, never user input. */
 export class InvariantViolation extends Error {
