@@ -20,6 +20,7 @@ import type {
   ApiKeyInput,
   Balance,
   DebitInput,
+  DebitRecord,
   DebitResult,
   Grant,
   GrantInput,
@@ -31,6 +32,7 @@ import type {
   HoldState,
   Jwks,
   LedgerPage,
+  OpenHold,
   Policy,
   PolicyOverridesPatch,
   ReceiptCreated,
@@ -66,6 +68,18 @@ export class CreditGateClient {
     return this.call({ method: "GET", path: `/v1/accounts/${seg(accountId)}`, retry: true });
   }
 
+  /** One page of the account directory (it lags each account by the outbox delay). */
+  listAccounts(
+    opts: { parentId?: string; after?: string; limit?: number } = {},
+  ): Promise<{ accounts: Account[]; next_cursor: string | null }> {
+    return this.call({
+      method: "GET",
+      path: "/v1/accounts",
+      query: { parent_id: opts.parentId, after: opts.after, limit: opts.limit },
+      retry: true,
+    });
+  }
+
   getBalance(accountId: string, opts: { unit?: string; asOf?: string } = {}): Promise<Balance> {
     return this.call({
       method: "GET",
@@ -82,14 +96,27 @@ export class CreditGateClient {
     return this.call({ method: "POST", path: `/v1/accounts/${seg(accountId)}/grants`, body, retry: true });
   }
 
-  async listGrants(accountId: string, opts: { status?: GrantStatus } = {}): Promise<Grant[]> {
-    const res = await this.call<{ grants: Grant[] }>({
-      method: "GET",
-      path: `/v1/accounts/${seg(accountId)}/grants`,
-      query: { status: opts.status },
-      retry: true,
-    });
-    return res.grants;
+  /** Every grant (optionally of one status), following the gate's pages of 1 000; at most `maxPages` pages. */
+  async listGrants(accountId: string, opts: { status?: GrantStatus; maxPages?: number } = {}): Promise<Grant[]> {
+    const out: Grant[] = [];
+    let cursor: string | undefined;
+    const maxPages = opts.maxPages ?? 100;
+    for (let page = 0; page < maxPages; page++) {
+      const res = await this.call<{ grants: Grant[]; next_cursor: string | null }>({
+        method: "GET",
+        path: `/v1/accounts/${seg(accountId)}/grants`,
+        query: { status: opts.status, cursor, limit: 1000 },
+        retry: true,
+      });
+      out.push(...res.grants);
+      if (!res.next_cursor) return out;
+      cursor = res.next_cursor;
+    }
+    throw new Error(`grants of ${accountId} span more than ${maxPages} pages`);
+  }
+
+  getGrant(accountId: string, grantId: string): Promise<Grant> {
+    return this.call({ method: "GET", path: `/v1/accounts/${seg(accountId)}/grants/${seg(grantId)}`, retry: true });
   }
 
   /** Voiding again returns the first result, so this is safe to retry. */
@@ -108,6 +135,11 @@ export class CreditGateClient {
   debit(accountId: string, input: DebitInput): Promise<DebitResult> {
     const body = { ...input, debit_id: input.debit_id ?? this.id("debit") };
     return this.call({ method: "POST", path: `/v1/accounts/${seg(accountId)}/debits`, body, retry: true });
+  }
+
+  /** A debit as recorded: its metadata and the lots it drew from. */
+  getDebit(accountId: string, debitId: string): Promise<DebitRecord> {
+    return this.call({ method: "GET", path: `/v1/accounts/${seg(accountId)}/debits/${seg(debitId)}`, retry: true });
   }
 
   createHold(accountId: string, input: HoldInput): Promise<HoldCreated> {
@@ -138,6 +170,19 @@ export class CreditGateClient {
     return this.call({ method: "GET", path: `/v1/accounts/${seg(accountId)}/holds/${seg(holdId)}`, retry: true });
   }
 
+  /** One page of open holds and receipts, oldest first. */
+  listHolds(
+    accountId: string,
+    opts: { cursor?: string; limit?: number } = {},
+  ): Promise<{ holds: OpenHold[]; next_cursor: string | null }> {
+    return this.call({
+      method: "GET",
+      path: `/v1/accounts/${seg(accountId)}/holds`,
+      query: { cursor: opts.cursor, limit: opts.limit },
+      retry: true,
+    });
+  }
+
   /** Reserves `amount` and returns a signed receipt to spend offline. */
   createReceipt(accountId: string, input: ReceiptInput): Promise<ReceiptCreated> {
     const body = { ...input, receipt_id: input.receipt_id ?? this.id("receipt") };
@@ -165,12 +210,15 @@ export class CreditGateClient {
     });
   }
 
-  /** Every entry after `afterSeq` as RFC 4180 CSV. */
-  ledgerCsv(accountId: string, opts: { afterSeq?: number } = {}): Promise<string> {
+  /**
+   * Entries after `afterSeq` as RFC 4180 CSV: at most `limit` (default and
+   * cap 100 000); for more, call again after the last seq of this one.
+   */
+  ledgerCsv(accountId: string, opts: { afterSeq?: number; limit?: number } = {}): Promise<string> {
     return this.call({
       method: "GET",
       path: `/v1/accounts/${seg(accountId)}/ledger`,
-      query: { after_seq: opts.afterSeq, format: "csv" },
+      query: { after_seq: opts.afterSeq, format: "csv", limit: opts.limit },
       retry: true,
       text: true,
     });

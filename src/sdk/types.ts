@@ -1,5 +1,5 @@
 /**
- * The HTTP contract's shapes (../shared/API.md), written out by hand so the
+ * The HTTP contract's shapes (docs/api.md), written out by hand so the
  * SDK depends on nothing but `fetch` and `jose`.
  */
 
@@ -17,8 +17,12 @@ export interface Balance {
   available: number;
   held: number;
   by_type: Record<CreditType, number>;
+  /** Soonest first: at most 1 000 in a balance read, 10 in a write response. */
   expiring: { grant_id: string; amount: number; expires_at: Rfc3339 }[];
+  /** True when `expiring` was cut short. */
+  expiring_more: boolean;
   pending: { grant_id: string; amount: number; effective_at: Rfc3339 }[];
+  pending_more: boolean;
 }
 
 export interface Applied {
@@ -102,8 +106,25 @@ export interface DebitResult {
   debit_id: string;
   amount: number;
   unit: string;
+  /** At most 100 lots; GET …/debits/{debit_id} lists up to 1 000. */
   applied: Applied[];
+  applied_more: boolean;
   balance: Balance;
+}
+
+/** A debit as recorded: GET /v1/accounts/{id}/debits/{debit_id}. */
+export interface DebitRecord {
+  debit_id: string;
+  amount: number;
+  unit: string;
+  metadata: Record<string, string> | null;
+  applied: Applied[];
+  applied_more: boolean;
+  txn_id: string;
+  first_seq: number;
+  last_seq: number;
+  actor: string;
+  created_at: Rfc3339;
 }
 
 export interface HoldInput {
@@ -120,6 +141,7 @@ export interface HoldCreated {
   status: "open";
   expires_at: Rfc3339;
   applied: Applied[];
+  applied_more: boolean;
   balance: Balance;
 }
 
@@ -141,6 +163,11 @@ export interface HoldState {
   released: number;
   created_at: Rfc3339;
   closed_at: Rfc3339 | null;
+}
+
+/** One open hold or receipt in GET /v1/accounts/{id}/holds. */
+export interface OpenHold extends HoldState {
+  kind: "hold" | "receipt";
 }
 
 export interface ReceiptInput {

@@ -140,6 +140,21 @@ describe("CreditGateClient", () => {
     expect(f.calls).toHaveLength(1);
   });
 
+  it("listGrants follows next_cursor until the last page", async () => {
+    const pages: Record<string, unknown> = {
+      "": { grants: [{ grant_id: "g1" }, { grant_id: "g2" }], next_cursor: "g2" },
+      g2: { grants: [{ grant_id: "g3" }], next_cursor: null },
+    };
+    const f = fakeFetch((url) => json(200, pages[new URL(url).searchParams.get("cursor") ?? ""]));
+    const c = new CreditGateClient({ baseUrl: "http://gate", token: "t", fetch: f.fn, sleep: noSleep });
+    const grants = await c.listGrants("a1");
+    expect(grants.map((g) => g.grant_id)).toEqual(["g1", "g2", "g3"]);
+    expect(f.calls.map((x) => x.url)).toEqual([
+      "http://gate/v1/accounts/a1/grants?limit=1000",
+      "http://gate/v1/accounts/a1/grants?cursor=g2&limit=1000",
+    ]);
+  });
+
   it("builds paths and queries for every resource", async () => {
     const f = fakeFetch(() => json(200, { entries: [], next_after_seq: null, grants: [], api_keys: [] }));
     const c = new CreditGateClient({ baseUrl: "http://gate", token: "t", fetch: f.fn, sleep: noSleep });
@@ -153,7 +168,7 @@ describe("CreditGateClient", () => {
     await c.revokeApiKey("k1");
     expect(f.calls.map((x) => `${x.method} ${x.url}`)).toEqual([
       "GET http://gate/v1/accounts/a%20b/balance?unit=gpu_seconds",
-      "GET http://gate/v1/accounts/a1/grants?status=active",
+      "GET http://gate/v1/accounts/a1/grants?status=active&limit=1000",
       "GET http://gate/v1/accounts/a1/ledger?after_seq=5&limit=10",
       "POST http://gate/v1/accounts/a1/holds/h1/capture",
       "POST http://gate/v1/accounts/a1/holds/h1/release",
