@@ -1,20 +1,25 @@
 /**
- * Ships an account's outbox to D1 in batches. Entries go in with INSERT OR
- * IGNORE keyed by entry_id, so a batch that is shipped twice (a crash after
- * D1 committed but before the outbox rows were deleted) writes nothing twice.
+ * Ships an account's outbox to D1, one shipment at a time. A shipment is a
+ * run of whole DO transactions (outbox `txn`): as many as fit in OUTBOX_BATCH
+ * rows, or one transaction alone when it is larger, and it goes to D1 as ONE
+ * `db.batch` (one D1 transaction), so D1 never holds part of a transaction.
+ * Rows travel as JSON arrays, many per statement (INSERT … SELECT FROM
+ * json_each), so even a 100 000-entry debit stays within D1's per-statement
+ * limits. Entries conflict only on entry_id (`ON CONFLICT (entry_id) DO
+ * NOTHING`): a shipment sent twice (a crash after D1 committed but before the
+ * outbox rows were deleted) writes nothing twice, while any other clash, such
+ * as D1 holding the same seq under another entry id, fails the whole
+ * shipment, keeps the rows and raises a reconciliation.drift alert.
  */
-import type { AlertRecord, Entry } from "../ledger";
 import { log } from "../log";
+import { doHead, ENTRY_CONFLICT, markUnshipped, type OnAlerts, raiseClash } from "./outbox-clash";
+import { ShipmentBuilder } from "./outbox-rows";
 
-export type Outbox =
-  | { topic: "entry"; payload: Entry }
-  | { topic: "account"; payload: object }
-  | { topic: "grant"; payload: object }
-  | { topic: "alert"; payload: AlertRecord };
+export type { OnAlerts } from "./outbox-clash";
+export { SEQ_CONFLICT } from "./outbox-clash";
+export { type Outbox, SHIP_CHUNK_BYTES } from "./outbox-rows";
 
-/** Called with the ids of alerts a batch shipped, after D1 committed (webhook fan-out). */
-export type OnAlerts = (alertIds: string[]) => Promise<unknown>;
-
+/** Outbox rows one shipment carries when it holds several transactions; a larger transaction ships alone. */
 export const OUTBOX_BATCH = 50;
 
 /**
@@ -27,102 +32,61 @@ export const OUTBOX_DELAY_MS = 250;
 /** Exponential from 2 s, capped at 5 min: a long D1 outage costs one retry per account every few minutes. */
 const retryBackoffMs = (failures: number): number => Math.min(300_000, 1000 * 2 ** Math.min(failures, 9));
 
-type Shipped = { ok: true; more: boolean; count: number; alertIds: string[] } | { ok: false; error: string };
+/** Why a shipment failed: D1 unreachable or refusing, or D1 already holds a different entry at one of its seqs. */
+export type ShipFailure = "d1_unavailable" | "ledger_conflict";
 
-const ms = (iso: unknown): number | null => (typeof iso === "string" ? Date.parse(iso) : null);
+type Shipped =
+  | { ok: true; more: boolean; count: number; alertIds: string[] }
+  | { ok: false; error: string; code: ShipFailure };
 
-function entryStatement(db: D1Database, e: Entry): D1PreparedStatement {
-  return db
-    .prepare(
-      `INSERT OR IGNORE INTO ledger_entries (entry_id, account_id, seq, txn_id, kind, unit, amount,
-        held_delta, grant_id, credit_type, ref, actor, reason, effective_at_ms, recorded_at_ms, prev_hash, hash)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    )
-    .bind(
-      e.entry_id,
-      e.account_id,
-      e.seq,
-      e.txn_id,
-      e.kind,
-      e.unit,
-      e.amount,
-      e.held_delta,
-      e.grant_id,
-      e.credit_type,
-      e.ref,
-      e.actor,
-      e.reason,
-      ms(e.effective_at),
-      ms(e.recorded_at),
-      e.prev_hash,
-      e.hash,
-    );
+/** The outbox ids one shipment covers, first to last inclusive. */
+interface Span {
+  firstId: number;
+  lastId: number;
+  /** Rows after lastId were waiting when the span was chosen. */
+  more: boolean;
 }
 
-function accountStatement(db: D1Database, a: Record<string, unknown>): D1PreparedStatement {
-  return db
-    .prepare(
-      `INSERT INTO accounts (account_id, name, parent_id, verified, metadata, low_balance, created_at_ms, updated_at_ms)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (account_id) DO UPDATE SET name = excluded.name, parent_id = excluded.parent_id,
-        verified = excluded.verified, metadata = excluded.metadata, low_balance = excluded.low_balance,
-        updated_at_ms = excluded.updated_at_ms`,
-    )
-    .bind(
-      a.account_id,
-      a.name ?? null,
-      a.parent_id ?? null,
-      a.verified ? 1 : 0,
-      a.metadata ? JSON.stringify(a.metadata) : null,
-      a.low_balance ? JSON.stringify(a.low_balance) : null,
-      ms(a.created_at),
-      ms(a.updated_at),
-    );
-}
+type TxnRow = { id: number; txn: string };
 
-function grantStatement(db: D1Database, g: Record<string, unknown>): D1PreparedStatement {
-  const cost = g.cost_basis as { amount: number; currency: string } | null;
-  return db
-    .prepare(
-      `INSERT INTO grants (account_id, grant_id, unit, type, amount, remaining, held, priority, effective_at_ms,
-        expires_at_ms, source, campaign, incident_id, cost_basis_amount, cost_basis_currency, status, created_at_ms)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (account_id, grant_id) DO UPDATE SET remaining = excluded.remaining,
-        held = excluded.held, status = excluded.status`,
-    )
-    .bind(
-      g.account_id,
-      g.grant_id,
-      g.unit,
-      g.type,
-      g.amount,
-      g.remaining,
-      g.held,
-      g.priority,
-      ms(g.effective_at),
-      ms(g.expires_at),
-      g.source ?? null,
-      g.campaign ?? null,
-      g.incident_id ?? null,
-      cost?.amount ?? null,
-      cost?.currency ?? null,
-      g.status,
-      ms(g.created_at),
-    );
-}
+/** Rows written before the `txn` column existed carry '': each ships as a transaction of its own. */
+const endsTxn = (row: TxnRow, next: TxnRow): boolean => row.txn === "" || row.txn !== next.txn;
 
-/** Alerts are INSERT OR IGNORE'd by id: a re-shipped row is the same alert. */
-function alertStatement(db: D1Database, a: AlertRecord): D1PreparedStatement {
-  return db
-    .prepare(
-      `INSERT OR IGNORE INTO alerts (id, type, account_id, unit, data, created_at_ms, recorded_at_ms)
-       VALUES (?, ?, ?, ?, ?, ?, ?)`,
-    )
-    .bind(a.id, a.type, a.account_id, a.unit, JSON.stringify(a.data), Date.parse(a.created_at), Date.now());
+/**
+ * The next shipment: the longest run of whole transactions from the head of
+ * the outbox that fits in OUTBOX_BATCH rows, or the first transaction alone
+ * when it is larger. A transaction's rows are contiguous by id (one
+ * transactionSync writes them) and a read never sees part of one.
+ */
+function nextSpan(sql: SqlStorage): Span | null {
+  const head = sql
+    .exec("SELECT id, txn FROM outbox ORDER BY id LIMIT ?", OUTBOX_BATCH + 1)
+    .toArray()
+    .map((r): TxnRow => ({ id: Number(r.id), txn: String(r.txn) }));
+  const first = head[0];
+  if (first === undefined) return null;
+  // Everything waiting fits: it is all whole transactions.
+  if (head.length <= OUTBOX_BATCH) {
+    return { firstId: first.id, lastId: head[head.length - 1]?.id ?? first.id, more: false };
+  }
+  // Cut after the last row (within OUTBOX_BATCH) that ends its transaction.
+  for (let k = OUTBOX_BATCH; k > 0; k--) {
+    const row = head[k - 1];
+    const next = head[k];
+    if (row !== undefined && next !== undefined && endsTxn(row, next)) {
+      return { firstId: first.id, lastId: row.id, more: true };
+    }
+  }
+  // The first transaction has more than OUTBOX_BATCH rows: it ships alone, up to the row before the next one.
+  const after = sql
+    .exec("SELECT id FROM outbox WHERE id > ? AND txn != ? ORDER BY id LIMIT 1", first.id, first.txn)
+    .toArray()[0];
+  if (after !== undefined) return { firstId: first.id, lastId: Number(after.id) - 1, more: true };
+  return { firstId: first.id, lastId: Number(sql.exec("SELECT MAX(id) AS m FROM outbox").one().m), more: false };
 }
 
 /**
- * Ships up to one batch. Deletes the shipped outbox rows only after D1
+ * Ships one shipment (see nextSpan). Deletes its outbox rows only after D1
  * committed; a failure leaves them for the next try.
  */
 export async function shipOutbox(
@@ -131,42 +95,25 @@ export async function shipOutbox(
   accountId: string | null,
   onAlerts?: OnAlerts,
 ): Promise<Shipped> {
-  const rows = sql.exec("SELECT id, topic, payload FROM outbox ORDER BY id LIMIT ?", OUTBOX_BATCH + 1).toArray();
-  if (rows.length === 0) return { ok: true, more: false, count: 0, alertIds: [] };
-  const batch = rows.slice(0, OUTBOX_BATCH);
-  const statements: D1PreparedStatement[] = [];
-  let shippedSeq = 0;
-  let shippedHash = "";
-  const alertIds: string[] = [];
-  for (const row of batch) {
-    const payload = JSON.parse(String(row.payload)) as Record<string, unknown>;
-    switch (String(row.topic)) {
-      case "entry": {
-        const e = payload as unknown as Entry;
-        statements.push(entryStatement(db, e));
-        shippedSeq = e.seq;
-        shippedHash = e.hash;
-        break;
-      }
-      case "account":
-        statements.push(accountStatement(db, payload));
-        break;
-      case "grant":
-        statements.push(grantStatement(db, payload));
-        break;
-      case "alert": {
-        const a = payload as unknown as AlertRecord;
-        statements.push(alertStatement(db, a));
-        alertIds.push(a.id);
-        break;
-      }
-    }
+  const span = nextSpan(sql);
+  if (span === null) return { ok: true, more: false, count: 0, alertIds: [] };
+  const shipment = new ShipmentBuilder(db);
+  let firstSeq: number | null = null;
+  // Bounded by the span: at most OUTBOX_BATCH rows, or one transaction's rows. The cursor streams them.
+  for (const row of sql.exec(
+    "SELECT topic, payload FROM outbox WHERE id >= ? AND id <= ? ORDER BY id",
+    span.firstId,
+    span.lastId,
+  )) {
+    shipment.add(String(row.topic), String(row.payload));
+    if (firstSeq === null && shipment.lastEntry !== null) firstSeq = shipment.lastEntry.seq;
   }
-  if (accountId !== null && shippedSeq > 0) {
-    // The DO's head and earliest open hold deadline right now: the cron compares
-    // known_seq with shipped_seq to find stuck outboxes, and sweeps by the deadline.
-    const knownSeq = Number(sql.exec("SELECT COALESCE(MAX(seq), 0) AS s FROM entries").one().s);
-    const deadline = sql.exec("SELECT MIN(expires_at_ms) AS d FROM holds WHERE status = 'open'").one().d;
+  shipment.flush();
+  const statements = shipment.statements;
+  // The cron compares known_seq with shipped_seq to find stuck outboxes, and sweeps by the deadline.
+  const head = doHead(sql);
+  const last = shipment.lastEntry;
+  if (accountId !== null && last !== null) {
     statements.push(
       db
         .prepare(
@@ -177,21 +124,26 @@ export async function shipOutbox(
             next_hold_deadline_ms = excluded.next_hold_deadline_ms
            WHERE excluded.shipped_seq > account_heads.shipped_seq`,
         )
-        .bind(accountId, shippedSeq, shippedHash, Date.now(), knownSeq, deadline === null ? null : Number(deadline)),
+        .bind(accountId, last.seq, last.hash, Date.now(), head.knownSeq, head.deadlineMs),
     );
   }
   try {
-    await db.batch(statements);
+    if (statements.length > 0) await db.batch(statements);
   } catch (e) {
-    return { ok: false, error: e instanceof Error ? e.message : String(e) };
+    const error = e instanceof Error ? e.message : String(e);
+    const code: ShipFailure = ENTRY_CONFLICT.test(error) ? "ledger_conflict" : "d1_unavailable";
+    if (accountId !== null) {
+      await markUnshipped(db, accountId, head.knownSeq, head.deadlineMs);
+      if (code === "ledger_conflict") await raiseClash(db, accountId, shipment, firstSeq, error, onAlerts);
+    }
+    return { ok: false, error, code };
   }
-  const lastId = Number(batch[batch.length - 1]?.id);
-  sql.exec("DELETE FROM outbox WHERE id <= ?", lastId);
-  if (alertIds.length > 0 && onAlerts) {
+  sql.exec("DELETE FROM outbox WHERE id <= ?", span.lastId);
+  if (shipment.alertIds.length > 0 && onAlerts) {
     // Best effort: an alert left undispatched is picked up by the cron's dispatch job.
-    await onAlerts(alertIds).catch(() => undefined);
+    await onAlerts(shipment.alertIds).catch(() => undefined);
   }
-  return { ok: true, more: rows.length > OUTBOX_BATCH, count: batch.length, alertIds };
+  return { ok: true, more: span.more, count: shipment.count, alertIds: shipment.alertIds };
 }
 
 /** Where a courier ships, read at each shipment: tests swap the DO's D1 while it lives. */
@@ -251,7 +203,7 @@ export class OutboxCourier {
         account_id: this.destination().accountId,
         attempt: this.failures,
         backoff_ms: backoffMs,
-        code: "d1_unavailable",
+        code: shipped.code,
         error: shipped.error,
       });
       return { ok: false, retryInMs: backoffMs };

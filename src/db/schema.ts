@@ -6,7 +6,7 @@
 import { sql } from "drizzle-orm";
 import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 
-/** One row per entry, shipped from each account's outbox (INSERT OR IGNORE by entry_id). */
+/** One row per entry, shipped from each account's outbox (ON CONFLICT (entry_id) DO NOTHING; any other clash fails the shipment). */
 export const ledgerEntries = sqliteTable(
   "ledger_entries",
   {

@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import type { AccountLedger } from "../../src/account/account-do";
 import worker from "../../src/index";
 import { balance, call, debit, grant, ledgerEntries, ledgerStubFor, uid } from "./helpers";
+import { d1Entries, failingD1 } from "./outbox-helpers";
 
 /** A D1 that is down: every query fails. */
 function downD1(real: D1Database): D1Database {
@@ -25,29 +26,6 @@ function downD1(real: D1Database): D1Database {
       return Reflect.get(target, prop, receiver);
     },
   });
-}
-
-/** A D1 whose writes fail: batch() and run() throw as during an outage. */
-function failingD1(real: D1Database): D1Database {
-  return new Proxy(real, {
-    get(target, prop, receiver) {
-      if (prop === "batch" || prop === "exec") {
-        return async () => {
-          throw new Error("D1_ERROR: injected outage");
-        };
-      }
-      return Reflect.get(target, prop, receiver);
-    },
-  });
-}
-
-async function d1Entries(accountId: string) {
-  const rows = await env.DB.prepare(
-    "SELECT entry_id, seq, kind, amount, held_delta, prev_hash, hash FROM ledger_entries WHERE account_id = ? ORDER BY seq",
-  )
-    .bind(accountId)
-    .all();
-  return rows.results;
 }
 
 describe("outbox to D1", () => {
@@ -83,7 +61,7 @@ describe("outbox to D1", () => {
     expect(head).toEqual({ shipped_seq: 31, head_hash: doEntries[30].hash });
   });
 
-  it("shipping the same batch twice writes nothing twice (INSERT OR IGNORE by entry id)", async () => {
+  it("shipping the same batch twice writes nothing twice (entries conflict on their entry id)", async () => {
     const a = uid();
     await grant(a, { amount: 10 });
     await debit(a, 1);
