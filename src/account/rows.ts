@@ -67,13 +67,33 @@ export function writeLot(sql: SqlStorage, lot: Lot): void {
   );
 }
 
-export function holdFromRow(r: Row): Hold {
+/**
+ * A hold's allocations (one per lot it drew from) live inline as JSON up to
+ * this many bytes; a larger list (a hold over tens of thousands of lots would
+ * pass SQLite's 2 MB value limit) goes to `hold_allocations`, a row per lot.
+ */
+export const HOLD_ALLOCATIONS_INLINE_MAX = 16_384;
+/** What the `allocations` column holds when the list lives in `hold_allocations`. */
+const SPILLED = '"spilled"';
+
+type Allocation = Hold["allocations"][number];
+
+function readSpilled(sql: SqlStorage, holdId: string): Allocation[] {
+  return sql
+    .exec("SELECT grant_id, amount FROM hold_allocations WHERE hold_id = ? ORDER BY idx", holdId)
+    .toArray()
+    .map((a) => ({ grantId: String(a.grant_id), amount: Number(a.amount) }));
+}
+
+export function holdFromRow(sql: SqlStorage, r: Row): Hold {
+  const inline = str(r.allocations ?? null);
+  const holdId = str(r.hold_id ?? null);
   return {
-    holdId: str(r.hold_id ?? null),
+    holdId,
     kind: str(r.kind ?? null) as Hold["kind"],
     unit: str(r.unit ?? null),
     amount: int(r.amount ?? null),
-    allocations: JSON.parse(str(r.allocations ?? null)),
+    allocations: inline === SPILLED ? readSpilled(sql, holdId) : (JSON.parse(inline) as Allocation[]),
     status: str(r.status ?? null) as Hold["status"],
     expiresAtMs: int(r.expires_at_ms ?? null),
     captured: int(r.captured ?? null),
@@ -84,6 +104,20 @@ export function holdFromRow(r: Row): Hold {
 }
 
 export function writeHold(sql: SqlStorage, h: Hold): void {
+  let allocations = JSON.stringify(h.allocations);
+  // Allocations never change after the hold opens: only its first write spills them.
+  if (allocations.length > HOLD_ALLOCATIONS_INLINE_MAX && h.status === "open") {
+    h.allocations.forEach((a, idx) => {
+      sql.exec(
+        "INSERT OR IGNORE INTO hold_allocations (hold_id, idx, grant_id, amount) VALUES (?, ?, ?, ?)",
+        h.holdId,
+        idx,
+        a.grantId,
+        a.amount,
+      );
+    });
+  }
+  if (allocations.length > HOLD_ALLOCATIONS_INLINE_MAX) allocations = SPILLED;
   sql.exec(
     `INSERT INTO holds (hold_id, kind, unit, amount, allocations, status, expires_at_ms, captured,
       released, created_at_ms, closed_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -93,7 +127,7 @@ export function writeHold(sql: SqlStorage, h: Hold): void {
     h.kind,
     h.unit,
     h.amount,
-    JSON.stringify(h.allocations),
+    allocations,
     h.status,
     h.expiresAtMs,
     h.captured,

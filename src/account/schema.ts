@@ -21,6 +21,10 @@ export const SCHEMA = [
     captured INTEGER NOT NULL, released INTEGER NOT NULL, created_at_ms INTEGER NOT NULL,
     closed_at_ms INTEGER)`,
   `CREATE INDEX IF NOT EXISTS holds_open ON holds (status, expires_at_ms)`,
+  // Allocations of a hold over more lots than fit inline (rows.ts, HOLD_ALLOCATIONS_INLINE_MAX).
+  `CREATE TABLE IF NOT EXISTS hold_allocations (
+    hold_id TEXT NOT NULL, idx INTEGER NOT NULL, grant_id TEXT NOT NULL, amount INTEGER NOT NULL,
+    PRIMARY KEY (hold_id, idx))`,
   `CREATE INDEX IF NOT EXISTS holds_by_created ON holds (status, created_at_ms, hold_id)`,
   `CREATE TABLE IF NOT EXISTS entries (
     seq INTEGER PRIMARY KEY, entry_id TEXT NOT NULL UNIQUE, txn_id TEXT NOT NULL, kind TEXT NOT NULL,

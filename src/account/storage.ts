@@ -70,7 +70,7 @@ export function readOpenHolds(sql: SqlStorage): Hold[] {
   return sql
     .exec("SELECT * FROM holds WHERE status = 'open'")
     .toArray()
-    .map((r) => holdFromRow(r));
+    .map((r) => holdFromRow(sql, r));
 }
 
 /** Open holds oldest first, after the keyset position `after` (created_at_ms, hold_id). */
@@ -85,12 +85,12 @@ export function readOpenHoldsPage(sql: SqlStorage, after: { atMs: number; id: st
         limit,
       )
     : sql.exec("SELECT * FROM holds WHERE status = 'open' ORDER BY created_at_ms, hold_id LIMIT ?", limit);
-  return rows.toArray().map((r) => holdFromRow(r));
+  return rows.toArray().map((r) => holdFromRow(sql, r));
 }
 
 export function readHold(sql: SqlStorage, holdId: string): Hold | null {
   const row = sql.exec("SELECT * FROM holds WHERE hold_id = ?", holdId).toArray()[0];
-  return row ? holdFromRow(row) : null;
+  return row ? holdFromRow(sql, row) : null;
 }
 
 export function holdRecorded(sql: SqlStorage, holdId: string): boolean {

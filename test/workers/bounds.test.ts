@@ -106,6 +106,32 @@ describe("an account with thousands of expiring lots keeps working", () => {
   });
 });
 
+describe("a hold over thousands of lots", () => {
+  it("keeps its allocations out of the hold row, and captures and releases them all", async () => {
+    const a = uid();
+    await manyExpiringLots(a, 2000);
+    const h = await call("POST", `/v1/accounts/${a}/holds`, { hold_id: "h-wide", amount: 2001 });
+    expect(h.status).toBe(201);
+    const stored = await runInDurableObject(ledgerStubFor(a), (_inst: AccountLedger, state) => {
+      const row = state.storage.sql.exec("SELECT length(allocations) AS n FROM holds WHERE hold_id = 'h-wide'").one();
+      const spilled = state.storage.sql
+        .exec("SELECT count(*) AS n FROM hold_allocations WHERE hold_id = 'h-wide'")
+        .one();
+      return { inline: Number(row.n), spilled: Number(spilled.n) };
+    });
+    expect(stored.inline).toBeLessThan(100);
+    expect(stored.spilled).toBe(2001);
+    const c = await call("POST", `/v1/accounts/${a}/holds/h-wide/capture`, { amount: 1500 });
+    expect(c.status).toBe(200);
+    expect(c.json).toMatchObject({ captured: 1500, released: 501 });
+    // Read back from SQLite (closed holds are not kept in memory).
+    const read = await call("GET", `/v1/accounts/${a}/holds/h-wide`);
+    expect(read.json).toMatchObject({ status: "captured", captured: 1500, released: 501 });
+    const b = await call("GET", `/v1/accounts/${a}/balance`);
+    expect(b.json).toMatchObject({ available: 2001 - 1500, held: 0 });
+  });
+});
+
 describe("idempotency records are pruned after their retention", () => {
   it("keeps 30 days, prunes older ones from the alarm, and never charges a pruned debit twice", async () => {
     const a = uid();
