@@ -22,18 +22,7 @@ export function replayLots(terms: Iterable<Lot>, entries: Iterable<ReplayEntry>,
     s.held += e.heldDelta;
     sums.set(e.grantId, s);
   }
-  const lots: Lot[] = [];
-  for (const lot of terms) {
-    const s = sums.get(lot.grantId);
-    if (!s) continue;
-    lots.push({
-      ...lot,
-      remaining: s.remaining,
-      held: s.held,
-      voidedAtMs: lot.voidedAtMs !== null && lot.voidedAtMs <= asOfMs ? lot.voidedAtMs : null,
-    });
-  }
-  return lots;
+  return lotsAsOf(terms, (grantId) => sums.get(grantId) ?? null, asOfMs);
 }
 
 /** A lot's remaining and held as of some time (null: it had no entry by then). */
@@ -47,6 +36,7 @@ export type MarkAt = (grantId: string) => { remaining: number; held: number } | 
 export function lotsAsOf(terms: Iterable<Lot>, markAt: MarkAt, asOfMs: number): Lot[] {
   const lots: Lot[] = [];
   for (const lot of terms) {
+    // A lot is created by the transaction that records its first entry, never after it.
     if (lot.createdAtMs > asOfMs) continue;
     const mark = markAt(lot.grantId);
     if (!mark) continue;

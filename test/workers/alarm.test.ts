@@ -8,6 +8,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { AccountLedger } from "../../src/account/account-do";
 import { grant, ledgerStubFor, uid } from "./helpers";
+import { failingD1 } from "./outbox-helpers";
 
 async function d1Count(accountId: string): Promise<number> {
   const row = await env.DB.prepare("SELECT count(*) AS n FROM ledger_entries WHERE account_id = ?")
@@ -66,12 +67,7 @@ describe("the alarm", () => {
     await grant(a, { amount: 10 });
     const stub = ledgerStubFor(a);
     await runInDurableObject(stub, (inst: AccountLedger) => {
-      inst.d1 = new Proxy(env.DB, {
-        get(target, prop, receiver) {
-          if (prop === "batch") return () => Promise.reject(new Error("D1 is down"));
-          return Reflect.get(target, prop, receiver);
-        },
-      });
+      inst.d1 = failingD1(env.DB);
     });
     await runDurableObjectAlarm(stub);
     expect(await d1Count(a)).toBe(0);

@@ -6,7 +6,8 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { AccountLedger } from "../../src/account/account-do";
-import { DEFAULT_POLICY, type GrantCommand } from "../../src/ledger";
+import { DEFAULT_POLICY } from "../../src/ledger";
+import { grantCmd } from "../unit/fixtures";
 import { call, debit, grant, ledgerStubFor, uid } from "./helpers";
 
 const DAY = 86_400_000;
@@ -17,22 +18,12 @@ async function manyExpiringLots(accountId: string, n: number): Promise<void> {
   await runInDurableObject(ledgerStubFor(accountId), (inst: AccountLedger) => {
     const ctx = { accountId, actor: "test:admin", requestId: "seed", globalPolicy: DEFAULT_POLICY };
     for (let i = 0; i < n; i++) {
-      const cmd: GrantCommand = {
+      const cmd = grantCmd({
         grantId: `lot-${i}`,
-        unit: "credits",
         type: "promotional",
         amount: 1,
-        priority: 100,
-        effectiveAtMs: null,
         expiresAtMs: Date.now() + DAY + i * 60_000,
-        source: null,
-        reason: null,
-        campaign: null,
-        incidentId: null,
-        costBasis: null,
-        metadata: null,
-        sourceGrantId: null,
-      };
+      });
       const out = inst.grant(ctx, cmd, { key: cmd.grantId, bodyHash: `seed-${i}` });
       if (!out.ok) throw new Error(out.problem.detail);
     }
