@@ -108,12 +108,12 @@ export class AccountLedger extends DurableObject<Env> {
     return reads.grantRemainders(this.core, grantIds);
   }
 
-  listHolds(accountId: string, after: { atMs: number; id: string } | null, limit: number): Outcome {
-    return reads.listHolds(this.core, accountId, after, limit);
+  listHolds(ctx: OpContext, after: { atMs: number; id: string } | null, limit: number): Outcome {
+    return reads.listHolds(this.core, ctx, after, limit);
   }
 
-  holdStatus(accountId: string, holdId: string): Outcome {
-    return reads.holdStatus(this.core, accountId, holdId);
+  holdStatus(ctx: OpContext, holdId: string): Outcome {
+    return reads.holdStatus(this.core, ctx, holdId);
   }
 
   getDebit(accountId: string, debitId: string): Outcome {

@@ -109,11 +109,13 @@ export function grantRemainders(core: AccountCore, grantIds: readonly string[]) 
 /** Open holds and receipts, oldest first; the cursor is `<created ms>:<hold_id>` of the last one served. */
 export function listHolds(
   core: AccountCore,
-  accountId: string,
+  ctx: OpContext,
   after: { atMs: number; id: string } | null,
   limit: number,
 ): Outcome {
-  if (core.account === null) return missingAccount(accountId);
+  if (core.account === null) return missingAccount(ctx.accountId);
+  // Holds past their deadline are closed first, so the list never shows one as open.
+  if (core.sweepDue(ctx) === null) return POLICY_UNKNOWN;
   const n = Math.min(limit, HOLDS_PAGE_MAX);
   const rows = store.readOpenHoldsPage(core.sql, after, n + 1);
   const page = rows.slice(0, n);
@@ -124,8 +126,9 @@ export function listHolds(
   });
 }
 
-export function holdStatus(core: AccountCore, accountId: string, holdId: string): Outcome {
-  if (core.account === null) return missingAccount(accountId);
+export function holdStatus(core: AccountCore, ctx: OpContext, holdId: string): Outcome {
+  if (core.account === null) return missingAccount(ctx.accountId);
+  if (core.sweepDue(ctx) === null) return POLICY_UNKNOWN;
   const hold = getHold(core, holdId);
   if (!hold) return refuse({ code: "hold_not_found", detail: `hold ${holdId} does not exist` });
   return answer(holdView(hold));

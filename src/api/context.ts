@@ -49,7 +49,9 @@ const AMOUNT_FIELDS = new Set(["amount", "used"]);
 export function validate<T extends z.ZodType>(schema: T, value: unknown, where: "body" | "query" | "path"): z.infer<T> {
   // Entries are hashed over their RFC 8785 form, which admits no lone surrogate;
   // SQLite would store one as U+FFFD and the served entry would stop matching its hash.
-  if (!wellFormed(value)) throw new ApiError("invalid_request", `${where}: strings must be well-formed Unicode`);
+  if (!wellFormed(value)) {
+    throw new ApiError("invalid_request", `${where}: strings must be well-formed Unicode, and no key may be __proto__`);
+  }
   const result = schema.safeParse(value);
   if (result.success) return result.data;
   const issues = result.error.issues;

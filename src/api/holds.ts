@@ -129,7 +129,8 @@ route(
     requireRole(c, BALANCE_READERS);
     const accountId = pathId(c, "account_id");
     const q = validQuery(c, HoldListQuery);
-    return send(c, await ledgerOf(c, accountId).listHolds(accountId, q.cursor ?? null, q.limit));
+    const ctx = await opContext(c, accountId);
+    return send(c, await ledgerOf(c, accountId).listHolds(ctx, q.cursor ?? null, q.limit));
   },
 );
 
@@ -148,6 +149,7 @@ route(
   async (c) => {
     requireRole(c, BALANCE_READERS);
     const accountId = pathId(c, "account_id");
-    return send(c, await ledgerOf(c, accountId).holdStatus(accountId, pathId(c, "hold_id")));
+    const holdId = pathId(c, "hold_id");
+    return send(c, await ledgerOf(c, accountId).holdStatus(await opContext(c, accountId), holdId));
   },
 );
