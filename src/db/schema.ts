@@ -272,3 +272,55 @@ export const reconciliationCheckpoints = sqliteTable(
   // Retries come back least recently checked first.
   (t) => [index("reconciliation_checkpoints_behind").on(t.behind, t.checkedAtMs)],
 );
+
+/**
+ * The audit log: one append-only row for every change that is not a ledger
+ * entry (API keys, policies, accounts, alert settings, webhooks, …). Triggers
+ * refuse UPDATE and DELETE. `before`/`after` are JSON with secrets removed.
+ */
+export const auditEvents = sqliteTable(
+  "audit_events",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    atMs: integer("at_ms").notNull(),
+    actor: text("actor").notNull(),
+    action: text("action").notNull(),
+    target: text("target").notNull(),
+    before: text("before"),
+    after: text("after"),
+    requestId: text("request_id").notNull(),
+  },
+  (t) => [
+    index("audit_events_actor").on(t.actor, t.id),
+    index("audit_events_action").on(t.action, t.id),
+    index("audit_events_target").on(t.target, t.id),
+  ],
+);
+
+/** A bulk grant job: the request as first sent, and who sent it (roles and limits are checked per grant). */
+export const bulkGrants = sqliteTable("bulk_grants", {
+  bulkId: text("bulk_id").primaryKey(),
+  bodyHash: text("body_hash").notNull(),
+  /** The grant body (without grant_id) every account gets. */
+  grant: text("grant").notNull(),
+  actor: text("actor").notNull(),
+  role: text("role").notNull(),
+  maxGrantAmount: integer("max_grant_amount"),
+  total: integer("total").notNull(),
+  createdAtMs: integer("created_at_ms").notNull(),
+  requestId: text("request_id").notNull(),
+});
+
+/** One row per (bulk, account): pending until its grant is applied or refused; counts are derived from these. */
+export const bulkGrantItems = sqliteTable(
+  "bulk_grant_items",
+  {
+    bulkId: text("bulk_id").notNull(),
+    accountId: text("account_id").notNull(),
+    /** pending | granted | skipped | failed */
+    status: text("status").notNull(),
+    code: text("code"),
+    updatedAtMs: integer("updated_at_ms").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.bulkId, t.accountId] }), index("bulk_grant_items_status").on(t.bulkId, t.status)],
+);
