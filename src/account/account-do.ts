@@ -7,10 +7,11 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { loadGlobalPolicy } from "../db/settings";
-import { type DoSnapshot, type Policy, planExpire, totalsOf } from "../ledger";
+import { type DoSnapshot, type InvoiceLine, type Policy, planExpire, totalsOf } from "../ledger";
 import { log } from "../log";
 import { dispatchAlerts } from "../webhooks/dispatch";
 import { AlarmKeeper } from "./alarm";
+import * as billing from "./billing";
 import { AccountCore } from "./core";
 import * as holdOps from "./hold-ops";
 import { OUTBOX_DELAY_MS, OutboxCourier } from "./outbox";
@@ -148,6 +149,29 @@ export class AccountLedger extends DurableObject<Env> {
 
   closeHold(ctx: OpContext, holdId: string, action: "capture" | "release", capture: number | null): Outcome {
     return holdOps.closeHold(this.core, ctx, holdId, action, capture);
+  }
+
+  // ── billing ─────────────────────────────────────────────────────────────
+
+  createInvoice(ctx: OpContext, invoiceId: string, lines: InvoiceLine[], idem: Idempotency): Outcome {
+    return billing.createInvoice(this.core, ctx, invoiceId, lines, idem);
+  }
+
+  getInvoice(accountId: string, invoiceId: string): Outcome {
+    return billing.getInvoice(this.core, accountId, invoiceId);
+  }
+
+  voidInvoice(ctx: OpContext, invoiceId: string, reason: string | null): Outcome {
+    return billing.voidInvoice(this.core, ctx, invoiceId, reason);
+  }
+
+  refund(ctx: OpContext, req: billing.RefundRequest, idem: Idempotency): Outcome {
+    return billing.refund(this.core, ctx, req, idem);
+  }
+
+  /** Test seam: a throw injected inside a commit's transaction (runInDurableObject only). */
+  get faults(): { beforeRecord?: () => void } {
+    return this.core.faults;
   }
 
   // ── jobs ────────────────────────────────────────────────────────────────

@@ -34,7 +34,10 @@ export type Scope =
   | "void"
   | "hold.capture"
   | "hold.release"
-  | "receipt.settle";
+  | "receipt.settle"
+  | "invoice"
+  | "invoice.void"
+  | "refund";
 
 export interface Mutation {
   ctx: OpContext;
@@ -42,6 +45,7 @@ export interface Mutation {
   holds?: Hold[];
   entries: EntryDraft[];
   debit?: store.Change["debit"];
+  invoice?: store.Change["invoice"];
 }
 
 export interface Remember {
@@ -73,6 +77,8 @@ export class AccountCore {
   private lastGlobal: { policy: Policy; json: string } | null = null;
   /** Test seam: tests move this account's clock with runInDurableObject. */
   readonly clock = { offsetMs: 0 };
+  /** Test seam (reachable only through runInDurableObject): a throw injected inside a commit's transaction. */
+  readonly faults: { beforeRecord?: () => void } = {};
 
   constructor(
     readonly sql: SqlStorage,
@@ -204,6 +210,8 @@ export class AccountCore {
       holds: m.holds ?? [],
       entries: sealed.entries,
       debit: m.debit ?? null,
+      invoice: m.invoice ?? null,
+      beforeRecord: this.faults.beforeRecord,
       raised,
       grantRows: lots
         .filter((lot) => indexChanged(this.lots.get(lot.grantId), lot))

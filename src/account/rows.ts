@@ -25,7 +25,7 @@ export function lotFromRow(r: Row): Lot {
     reason: strOrNull(r.reason ?? null),
     campaign: strOrNull(r.campaign ?? null),
     incidentId: strOrNull(r.incident_id ?? null),
-    costBasis: costAmount === null ? null : { amount: costAmount, currency: str(r.cost_basis_currency ?? null) },
+    costBasis: costAmount === null ? null : costBasisFromRow(costAmount, r),
     metadata: r.metadata === null || r.metadata === undefined ? null : JSON.parse(str(r.metadata)),
     sourceGrantId: strOrNull(r.source_grant_id ?? null),
     createdAtMs: int(r.created_at_ms ?? null),
@@ -36,12 +36,19 @@ export function lotFromRow(r: Row): Lot {
   };
 }
 
+function costBasisFromRow(amount: number, r: Row): NonNullable<Lot["costBasis"]> {
+  const currency = str(r.cost_basis_currency ?? null);
+  const taxAmount = intOrNull(r.cost_basis_tax_amount ?? null);
+  if (taxAmount === null) return { amount, currency };
+  return { amount, currency, tax: { amount: taxAmount, jurisdiction: str(r.cost_basis_tax_jurisdiction ?? null) } };
+}
+
 export function writeLot(sql: SqlStorage, lot: Lot): void {
   sql.exec(
     `INSERT INTO lots (grant_id, unit, type, amount, priority, effective_at_ms, expires_at_ms, source,
       reason, campaign, incident_id, cost_basis_amount, cost_basis_currency, metadata, source_grant_id,
-      created_at_ms, created_order, remaining, held, voided_at_ms)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+      created_at_ms, created_order, remaining, held, voided_at_ms, cost_basis_tax_amount, cost_basis_tax_jurisdiction)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
      ON CONFLICT (grant_id) DO UPDATE SET remaining = excluded.remaining, held = excluded.held,
       voided_at_ms = excluded.voided_at_ms`,
     lot.grantId,
@@ -64,6 +71,8 @@ export function writeLot(sql: SqlStorage, lot: Lot): void {
     lot.remaining,
     lot.held,
     lot.voidedAtMs,
+    lot.costBasis?.tax?.amount ?? null,
+    lot.costBasis?.tax?.jurisdiction ?? null,
   );
 }
 

@@ -14,6 +14,7 @@ export const SCHEMA = [
     cost_basis_amount INTEGER, cost_basis_currency TEXT, metadata TEXT, source_grant_id TEXT,
     created_at_ms INTEGER NOT NULL, created_order INTEGER NOT NULL,
     remaining INTEGER NOT NULL, held INTEGER NOT NULL, voided_at_ms INTEGER,
+    cost_basis_tax_amount INTEGER, cost_basis_tax_jurisdiction TEXT,
     CHECK (remaining >= held AND held >= 0))`,
   `CREATE TABLE IF NOT EXISTS holds (
     hold_id TEXT PRIMARY KEY, kind TEXT NOT NULL, unit TEXT NOT NULL, amount INTEGER NOT NULL,
@@ -47,6 +48,13 @@ export const SCHEMA = [
     debit_id TEXT PRIMARY KEY, unit TEXT NOT NULL, amount INTEGER NOT NULL, metadata TEXT,
     txn_id TEXT NOT NULL, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL, actor TEXT NOT NULL,
     created_at_ms INTEGER NOT NULL)`,
+  // An invoice as finalized (its lines with what credits covered) and what it took from each lot.
+  `CREATE TABLE IF NOT EXISTS invoices (
+    invoice_id TEXT PRIMARY KEY, unit TEXT NOT NULL, lines TEXT NOT NULL, status TEXT NOT NULL,
+    txn_id TEXT NOT NULL, created_at_ms INTEGER NOT NULL, voided_at_ms INTEGER, void_reason TEXT)`,
+  `CREATE TABLE IF NOT EXISTS invoice_allocations (
+    invoice_id TEXT NOT NULL, idx INTEGER NOT NULL, grant_id TEXT NOT NULL, type TEXT NOT NULL,
+    amount INTEGER NOT NULL, PRIMARY KEY (invoice_id, idx))`,
   // `txn`: the DO transaction that queued the row; a shipment never splits one (outbox.ts).
   `CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, payload TEXT NOT NULL, txn TEXT NOT NULL DEFAULT '')`,
@@ -61,19 +69,25 @@ const BACKFILL_PAGE = 10_000;
 
 /**
  * Creates the tables, and brings a database written by an older version up
- * to date: the outbox's `txn` column, and lot marks for entries written
+ * to date: the outbox's `txn` column, the lots' tax columns, and lot marks for entries written
  * before marks existed (a one-time pass over the history, a page at a time).
  */
 export function migrate(sql: SqlStorage): void {
   for (const stmt of SCHEMA) sql.exec(stmt);
-  const outboxColumns = sql
-    .exec("PRAGMA table_info(outbox)")
-    .toArray()
-    .map((r) => String(r.name));
-  if (!outboxColumns.includes("txn")) sql.exec("ALTER TABLE outbox ADD COLUMN txn TEXT NOT NULL DEFAULT ''");
+  addColumn(sql, "outbox", "txn", "TEXT NOT NULL DEFAULT ''");
+  addColumn(sql, "lots", "cost_basis_tax_amount", "INTEGER");
+  addColumn(sql, "lots", "cost_basis_tax_jurisdiction", "TEXT");
   const marked = sql.exec("SELECT 1 FROM lot_marks LIMIT 1").toArray().length > 0;
   const entries = sql.exec("SELECT 1 FROM entries WHERE grant_id IS NOT NULL LIMIT 1").toArray().length > 0;
   if (!marked && entries) backfillMarks(sql);
+}
+
+function addColumn(sql: SqlStorage, table: string, column: string, type: string): void {
+  const columns = sql
+    .exec(`PRAGMA table_info(${table})`)
+    .toArray()
+    .map((r) => String(r.name));
+  if (!columns.includes(column)) sql.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`);
 }
 
 function backfillMarks(sql: SqlStorage): void {

@@ -3,7 +3,16 @@
  * entries, lot marks, the debit record, outbox rows and the idempotency
  * record, run by the caller inside one transactionSync.
  */
-import { assert, canonicalJson, type Entry, type Hold, type Lot, type RaisedAlerts } from "../ledger";
+import {
+  type Applied,
+  assert,
+  type CoveredLine,
+  canonicalJson,
+  type Entry,
+  type Hold,
+  type Lot,
+  type RaisedAlerts,
+} from "../ledger";
 import type { Outbox } from "./outbox";
 import { entryFromRow, holdFromRow, lotFromRow, writeEntry, writeHold, writeLot } from "./rows";
 import type { AccountRecord } from "./types";
@@ -126,6 +135,46 @@ export function readDebit(sql: SqlStorage, debitId: string): DebitRecord | null 
   };
 }
 
+/** An invoice as recorded: its covered lines, and what it took from each lot (in draw order). */
+export interface InvoiceRecord {
+  invoiceId: string;
+  unit: string;
+  lines: CoveredLine[];
+  status: "finalized" | "voided";
+  txnId: string;
+  createdAtMs: number;
+  voidedAtMs: number | null;
+  voidReason: string | null;
+}
+
+export function readInvoice(sql: SqlStorage, invoiceId: string): InvoiceRecord | null {
+  const r = sql.exec("SELECT * FROM invoices WHERE invoice_id = ?", invoiceId).toArray()[0];
+  if (!r) return null;
+  return {
+    invoiceId: String(r.invoice_id),
+    unit: String(r.unit),
+    lines: JSON.parse(String(r.lines)) as CoveredLine[],
+    status: String(r.status) as InvoiceRecord["status"],
+    txnId: String(r.txn_id),
+    createdAtMs: Number(r.created_at_ms),
+    voidedAtMs: r.voided_at_ms === null ? null : Number(r.voided_at_ms),
+    voidReason: r.void_reason === null ? null : String(r.void_reason),
+  };
+}
+
+/** What an invoice took from each lot, in draw order: at most `limit` rows from `offset`. */
+export function readInvoiceAllocations(sql: SqlStorage, invoiceId: string, limit: number, offset = 0): Applied[] {
+  return sql
+    .exec(
+      "SELECT grant_id, type, amount FROM invoice_allocations WHERE invoice_id = ? ORDER BY idx LIMIT ? OFFSET ?",
+      invoiceId,
+      limit,
+      offset,
+    )
+    .toArray()
+    .map((a) => ({ grantId: String(a.grant_id), type: String(a.type) as Applied["type"], amount: Number(a.amount) }));
+}
+
 /** The idempotency record for a key within a scope: the first body's hash and the answer it got. */
 export interface Remembered {
   bodyHash: string;
@@ -162,6 +211,10 @@ export interface Change {
   holds?: readonly Hold[];
   entries?: readonly Entry[];
   debit?: Omit<DebitRecord, "txnId" | "firstSeq" | "lastSeq"> | null;
+  /** A new invoice with what it took (`applied`), or a status change of one (`applied` left out). */
+  invoice?: { record: Omit<InvoiceRecord, "txnId">; applied?: readonly Applied[] } | null;
+  /** Test seam: runs inside the transaction just before the operation's record is written. */
+  beforeRecord?: (() => void) | undefined;
   raised?: RaisedAlerts;
   /** Rows for D1's grant index: only lots whose indexed facts changed. */
   grantRows?: readonly object[];
@@ -186,7 +239,9 @@ export function writeChange(sql: SqlStorage, c: Change, nowMs: number): void {
     enqueue(sql, { topic: "entry", payload: entry }, c.txnId);
   }
   writeMarks(sql, entries, c.lots ?? []);
+  c.beforeRecord?.();
   if (c.debit) writeDebit(sql, { ...c.debit, txnId: c.txnId }, entries);
+  if (c.invoice) writeInvoice(sql, c.invoice.record, c.invoice.applied ?? null, c.txnId);
   for (const alert of c.raised?.alerts ?? []) enqueue(sql, { topic: "alert", payload: alert }, c.txnId);
   if (c.raised?.lowChanged) writeMeta(sql, "low_balance_state", c.raised.lowBalance);
   for (const row of c.grantRows ?? []) enqueue(sql, { topic: "grant", payload: row }, c.txnId);
@@ -229,6 +284,38 @@ function writeDebit(sql: SqlStorage, d: Omit<DebitRecord, "firstSeq" | "lastSeq"
     d.actor,
     d.createdAtMs,
   );
+}
+
+function writeInvoice(
+  sql: SqlStorage,
+  r: Omit<InvoiceRecord, "txnId">,
+  applied: readonly Applied[] | null,
+  txnId: string,
+): void {
+  sql.exec(
+    `INSERT INTO invoices (invoice_id, unit, lines, status, txn_id, created_at_ms, voided_at_ms, void_reason)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT (invoice_id) DO UPDATE SET status = excluded.status, voided_at_ms = excluded.voided_at_ms,
+      void_reason = excluded.void_reason`,
+    r.invoiceId,
+    r.unit,
+    JSON.stringify(r.lines),
+    r.status,
+    txnId,
+    r.createdAtMs,
+    r.voidedAtMs,
+    r.voidReason,
+  );
+  applied?.forEach((a, idx) => {
+    sql.exec(
+      "INSERT INTO invoice_allocations (invoice_id, idx, grant_id, type, amount) VALUES (?, ?, ?, ?, ?)",
+      r.invoiceId,
+      idx,
+      a.grantId,
+      a.type,
+      a.amount,
+    );
+  });
 }
 
 function writeIdempotency(

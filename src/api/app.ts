@@ -9,6 +9,7 @@ import { debits } from "./debits";
 import { docsPage } from "./docs";
 import { grants } from "./grants";
 import { holds } from "./holds";
+import { invoices } from "./invoices";
 import { ledger } from "./ledger";
 import { auth, bodyGuard, onError, requestId } from "./middleware";
 import { policy } from "./policy";
@@ -39,6 +40,7 @@ export function buildApp(): OpenAPIHono<AppEnv> {
     grants,
     debits,
     holds,
+    invoices,
     receipts,
     ledger,
     policy,

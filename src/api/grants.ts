@@ -32,6 +32,20 @@ import {
   Unit,
 } from "./schemas";
 
+/** Total paid (tax excluded) and, optionally, the tax collected on top, in minor units of `currency`. */
+const CostBasisInput = z
+  .strictObject({
+    amount: z.number().int().min(0).max(9e15),
+    currency: z.string().regex(/^[A-Z]{3}$/, "an ISO 4217 code"),
+    tax: z
+      .strictObject({
+        amount: z.number().int().min(0).max(9e15),
+        jurisdiction: z.string().regex(/^[A-Z]{2}(-[A-Z0-9]{1,3})?$/, "an ISO 3166 code, e.g. DE or US-CA"),
+      })
+      .optional(),
+  })
+  .openapi("CostBasis");
+
 export const GrantInputSchema = z
   .strictObject({
     grant_id: Id.optional(),
@@ -45,13 +59,7 @@ export const GrantInputSchema = z
     reason: ShortText.nullable().optional(),
     campaign: ShortText.nullable().optional(),
     incident_id: ShortText.nullable().optional(),
-    cost_basis: z
-      .strictObject({
-        amount: z.number().int().min(0).max(9e15),
-        currency: z.string().regex(/^[A-Z]{3}$/, "an ISO 4217 code"),
-      })
-      .nullable()
-      .optional(),
+    cost_basis: CostBasisInput.nullable().optional(),
     metadata: Metadata.nullable().optional(),
   })
   .openapi("GrantInput");
@@ -69,7 +77,13 @@ export const GrantSchema = z
     reason: z.string().nullable(),
     campaign: z.string().nullable(),
     incident_id: z.string().nullable(),
-    cost_basis: z.object({ amount: z.number().int(), currency: z.string() }).nullable(),
+    cost_basis: z
+      .object({
+        amount: z.number().int(),
+        currency: z.string(),
+        tax: z.object({ amount: z.number().int(), jurisdiction: z.string() }).optional(),
+      })
+      .nullable(),
     metadata: z.record(z.string(), z.string()).nullable(),
     source_grant_id: z.string().nullable(),
     remaining: z.number().int(),
@@ -211,5 +225,47 @@ route(
       c,
       await ledgerOf(c, accountId).voidGrant(await opContext(c, accountId), grantId, input.reason ?? null),
     );
+  },
+);
+
+const RefundInput = z
+  .strictObject({
+    refund_id: Id.optional(),
+    amount: Amount.optional().openapi({ description: "Default: the unspent, unheld remainder" }),
+    reason: ShortText,
+  })
+  .openapi("RefundInput");
+
+const RefundResult = z.object({
+  grant: GrantSchema,
+  refund: z.object({
+    refund_id: z.string(),
+    grant_id: z.string(),
+    amount: z.number().int(),
+    cost: z.object({ amount: z.number().int(), currency: z.string() }).nullable(),
+  }),
+  balance: BalanceSchema,
+});
+
+route(
+  grants,
+  {
+    method: "post",
+    path: "/v1/accounts/{account_id}/grants/{grant_id}/refund",
+    summary: "Refund purchased credits: they leave by a grant.refunded entry with their cost",
+    request: {
+      params: AccountIdParam.extend({ grant_id: Id }),
+      body: { content: { "application/json": { schema: RefundInput } }, required: true },
+    },
+    responses: { 200: json(RefundResult), ...problems(400, 401, 403, 404, 409, 503) },
+  },
+  async (c) => {
+    requireRole(c, ["admin", "finance"]);
+    const accountId = pathId(c, "account_id");
+    const grantId = pathId(c, "grant_id");
+    const input = validBody(c, RefundInput);
+    const idem = idempotencyOf(c, input.refund_id, "refund_id");
+    const req = { refundId: idem.key, grantId, amount: input.amount ?? null, reason: input.reason };
+    return send(c, await ledgerOf(c, accountId).refund(await opContext(c, accountId), req, idem));
   },
 );

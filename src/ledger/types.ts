@@ -32,9 +32,11 @@ export const MAX_ACCOUNT_TOTAL = 9_000_000_000_000_000;
 export const DEFAULT_UNIT = "credits";
 
 export interface CostBasis {
-  /** Total paid, integer minor units of `currency`. */
+  /** Total paid, integer minor units of `currency`, tax excluded. */
   amount: number;
   currency: string;
+  /** Tax collected on top (minor units of `currency`): never revenue, reported apart by jurisdiction. */
+  tax?: { amount: number; jurisdiction: string };
 }
 
 /** A grant as issued: its attributes never change after creation. */

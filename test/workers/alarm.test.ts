@@ -3,11 +3,11 @@
  * again whenever work remains, even when memory believes an alarm exists
  * that storage no longer has.
  */
-import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { AccountLedger } from "../../src/account/account-do";
-import { grant, ledgerStubFor, uid } from "./helpers";
+import { grant, ledgerStubFor, runAlarm, uid } from "./helpers";
 import { failingD1 } from "./outbox-helpers";
 
 async function d1Count(accountId: string): Promise<number> {
@@ -41,7 +41,7 @@ describe("the alarm", () => {
       };
     });
     expect(await d1Count(a)).toBe(0);
-    await runDurableObjectAlarm(stub);
+    await runAlarm(a);
     expect(await d1Count(a)).toBe(1);
     // The failed step is retried: an alarm is armed although the outbox is empty and nothing expires.
     expect(await storedAlarm(a)).not.toBeNull();
@@ -58,7 +58,7 @@ describe("the alarm", () => {
     });
     await grant(a, { amount: 5 });
     expect(await storedAlarm(a)).not.toBeNull();
-    await runDurableObjectAlarm(stub);
+    await runAlarm(a);
     expect(await d1Count(a)).toBe(2);
   });
 
@@ -69,13 +69,13 @@ describe("the alarm", () => {
     await runInDurableObject(stub, (inst: AccountLedger) => {
       inst.d1 = failingD1(env.DB);
     });
-    await runDurableObjectAlarm(stub);
+    await runAlarm(a);
     expect(await d1Count(a)).toBe(0);
     expect(await storedAlarm(a)).not.toBeNull();
     await runInDurableObject(stub, (inst: AccountLedger) => {
       inst.d1 = env.DB;
     });
-    await runDurableObjectAlarm(stub);
+    await runAlarm(a);
     expect(await d1Count(a)).toBe(1);
   });
 });

@@ -530,7 +530,6 @@ const routeCases: Case[] = [
   ["POST", acct("/balance")],
   ["POST", acct("/debits/d-seed")],
   ["GET", acct("/grants/g-buy/void")],
-  ["POST", acct("/grants/g-buy/refund")],
   ["GET", "/v1/api-keys/some-id"],
   ["POST", "/v1/accounts"],
   ["GET", "/v2/accounts"],

@@ -3,12 +3,12 @@
  * account holds. Thousands of expiring lots used to make every debit store
  * its whole `expiring` list in its idempotency record (SQLITE_TOOBIG at ~30 000).
  */
-import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { AccountLedger } from "../../src/account/account-do";
 import { DEFAULT_POLICY } from "../../src/ledger";
 import { grantCmd } from "../unit/fixtures";
-import { call, debit, grant, ledgerStubFor, uid } from "./helpers";
+import { call, debit, grant, ledgerStubFor, runAlarm, uid } from "./helpers";
 
 const DAY = 86_400_000;
 
@@ -142,7 +142,7 @@ describe("idempotency records are pruned after their retention", () => {
     });
     expect([...(await recordSizes(a)).keys()]).toEqual(expect.arrayContaining(["debit:d-old", "debit:d-recent"]));
 
-    await runDurableObjectAlarm(stub);
+    await runAlarm(a);
     const kept = [...(await recordSizes(a)).keys()];
     expect(kept).toContain("debit:d-recent");
     expect(kept).not.toContain("debit:d-old");

@@ -92,6 +92,15 @@ export function ledgerStubFor(accountId: string) {
   return ns.get(ns.idFromName(accountId));
 }
 
+/**
+ * Runs the account's alarm handler to its end. Called directly rather than
+ * through runDurableObjectAlarm: the real alarm (250 ms after a write) may
+ * already be running, and then runDurableObjectAlarm finds none scheduled.
+ */
+export async function runAlarm(accountId: string): Promise<void> {
+  await runInDurableObject(ledgerStubFor(accountId), (inst: AccountLedger) => inst.alarm());
+}
+
 /** Moves one account's DO clock forward: no sleeping in consistency tests. */
 export async function advanceClock(accountId: string, ms: number) {
   await runInDurableObject(ledgerStubFor(accountId), (instance: AccountLedger) => {

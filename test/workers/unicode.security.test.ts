@@ -65,6 +65,12 @@ async function makeFixture(runId: string): Promise<Fixture> {
     "receipt",
   );
   await ok(call("POST", `/v1/accounts/${account}/debits`, { debit_id: "d-1", amount: 3 }), "debit");
+  for (const invoiceId of ["inv-1", "inv-void"]) {
+    await ok(
+      call("POST", `/v1/accounts/${account}/invoices`, { invoice_id: invoiceId, lines: [{ amount: 1 }] }),
+      invoiceId,
+    );
+  }
   const hook = await ok(
     call("POST", "/v1/webhooks", { url: "https://hooks.example/cg", event_types: ["reconciliation.drift"] }),
     "webhook",
@@ -120,7 +126,7 @@ const BASELINES: Record<string, (f: Fixture) => Baseline> = {
       reason: "top-up",
       campaign: "spring",
       incident_id: "inc-1",
-      cost_basis: { amount: 500, currency: "USD" },
+      cost_basis: { amount: 500, currency: "USD", tax: { amount: 95, jurisdiction: "DE" } },
       metadata: { invoice: "inv-1" },
     },
   }),
@@ -134,6 +140,18 @@ const BASELINES: Record<string, (f: Fixture) => Baseline> = {
     body: { debit_id: uid("d"), amount: 1, unit: "credits", metadata: { request: "r-1" } },
   }),
   "GET /v1/accounts/{account_id}/debits/{debit_id}": () => ({ params: { debit_id: "d-1" } }),
+  "POST /v1/accounts/{account_id}/grants/{grant_id}/refund": () => ({
+    params: { grant_id: "g-1" },
+    body: { refund_id: uid("rf"), amount: 1, reason: "test" },
+  }),
+  "POST /v1/accounts/{account_id}/invoices": () => ({
+    body: { invoice_id: uid("inv"), lines: [{ description: "tokens", unit: "credits", amount: 1 }] },
+  }),
+  "GET /v1/accounts/{account_id}/invoices/{invoice_id}": () => ({ params: { invoice_id: "inv-1" } }),
+  "POST /v1/accounts/{account_id}/invoices/{invoice_id}/void": () => ({
+    params: { invoice_id: "inv-void" },
+    body: { reason: "test" },
+  }),
   "POST /v1/accounts/{account_id}/holds": () => ({
     body: { hold_id: uid("h"), amount: 1, unit: "credits", ttl_seconds: 300 },
   }),
