@@ -1,7 +1,8 @@
 /** Request id, structured logs, body guard, auth, and the problem+json error handler. */
 import type { MiddlewareHandler } from "hono";
-import { findApiKey } from "../db/api-keys";
+import { type ApiKey, findApiKey, KeyStoreUnavailable } from "../db/api-keys";
 import { ApiError, problemBody, statusOf } from "../errors";
+import { wellFormed } from "../ledger/ids";
 import { log } from "../log";
 import type { AppContext, AppEnv } from "./context";
 
@@ -36,25 +37,47 @@ export const requestId: MiddlewareHandler<AppEnv> = async (c, next) => {
 };
 
 /**
+ * A refused body is still read to its end and thrown away, up to this many
+ * bytes in all, before the 413 goes out (see drain()).
+ */
+export const MAX_DRAIN_BYTES = 8_388_608;
+/** How long a refused body may take to arrive before it is cancelled anyway. */
+export const DRAIN_TIMEOUT_MS = 5_000;
+
+/**
  * Enforces the body rules of the contract before any route sees the body:
- * 413 over 64 KiB, 415 without application/json, 400 invalid_json.
+ * 413 over 64 KiB, 415 without application/json, 400 invalid_json, 400 for a
+ * body that breaks off or holds ill-formed Unicode.
  */
 export const bodyGuard: MiddlewareHandler<AppEnv> = async (c, next) => {
   c.set("body", undefined);
   if (c.req.method === "GET" || c.req.method === "HEAD") return next();
+  const body = c.req.raw.body;
   const declared = Number(c.req.header("content-length") ?? "0");
-  if (declared > MAX_BODY_BYTES) throw tooLarge();
-  const raw = await readCapped(c.req.raw.body, MAX_BODY_BYTES);
+  if (declared > MAX_BODY_BYTES) {
+    // Read to its end first, so the 413 never races the upload (wrangler dev's
+    // proxy then sometimes answers with its own plain-text 503). Past the drain
+    // bound it is left untouched: a body nobody began to read is discarded by
+    // the runtime without harm, one read in part and cancelled is not.
+    if (body !== null && declared <= MAX_DRAIN_BYTES) await drain(body.getReader(), 0);
+    throw tooLarge();
+  }
+  const raw = await readCapped(body, MAX_BODY_BYTES);
   if (raw.byteLength === 0) return next();
   const type = (c.req.header("content-type") ?? "").split(";")[0]?.trim().toLowerCase();
   if (type !== "application/json") {
     throw new ApiError("unsupported_media_type", "send the body as content-type: application/json");
   }
+  let parsed: unknown;
   try {
-    c.set("body", JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(raw)));
+    parsed = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(raw));
   } catch {
     throw new ApiError("invalid_json", "the body is not valid JSON");
   }
+  // Valid UTF-8 can still spell a lone surrogate as a \uD800 escape; entries are
+  // hashed over RFC 8785 JSON, which has no form for one.
+  if (!wellFormed(parsed)) throw new ApiError("invalid_request", "body: strings must be well-formed Unicode");
+  c.set("body", parsed);
   return next();
 };
 
@@ -70,14 +93,20 @@ async function readCapped(body: ReadableStream<Uint8Array> | null, cap: number):
   const chunks: Uint8Array[] = [];
   let size = 0;
   for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
+    let step: ReadableStreamReadResult<Uint8Array>;
+    try {
+      step = await reader.read();
+    } catch {
+      // The client stopped before the body was complete: its request, not our fault.
+      throw new ApiError("invalid_request", "the body ended before it was complete");
+    }
+    if (step.done) break;
+    size += step.value.byteLength;
     if (size > cap) {
-      await reader.cancel();
+      await drain(reader, size);
       throw tooLarge();
     }
-    chunks.push(value);
+    chunks.push(step.value);
   }
   const out = new Uint8Array(size);
   let offset = 0;
@@ -86,6 +115,37 @@ async function readCapped(body: ReadableStream<Uint8Array> | null, cap: number):
     offset += chunk.byteLength;
   }
   return out;
+}
+
+/**
+ * Reads what is left of a refused body and throws it away, so the 413 goes
+ * out only once the client has sent everything. Cancelling the stream instead
+ * (or answering while the client still sends) breaks the connection the body
+ * came on: workerd drops it after the response, so the client's next request
+ * on it gets ECONNRESET, and under `wrangler dev` the next request to any
+ * route stalls until some other request or alarm arrives (issue 7). Bounded by
+ * MAX_DRAIN_BYTES and DRAIN_TIMEOUT_MS; past either the stream is cancelled
+ * after all, which can cost that connection.
+ */
+async function drain(reader: ReadableStreamDefaultReader<Uint8Array>, alreadyRead: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), DRAIN_TIMEOUT_MS);
+  });
+  try {
+    for (let size = alreadyRead; size <= MAX_DRAIN_BYTES; ) {
+      const step = await Promise.race([reader.read(), timeout]);
+      if (step === "timeout") break;
+      if (step.done) return;
+      size += step.value.byteLength;
+    }
+    await reader.cancel();
+  } catch {
+    // The body broke off while being drained: nothing is left to read, and the
+    // answer is 413 all the same.
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Bearer token -> caller: the bootstrap ADMIN_TOKEN or an API key. */
@@ -99,7 +159,15 @@ export const auth: MiddlewareHandler<AppEnv> = async (c, next) => {
     c.set("caller", { keyId: "admin-token", role: "admin", maxGrantAmount: null, actor: "admin-token:admin" });
     return next();
   }
-  const key = await findApiKey(c.env.DB, token);
+  let key: ApiKey | null;
+  try {
+    key = await findApiKey(c.env.DB, token);
+  } catch (e) {
+    if (!(e instanceof KeyStoreUnavailable)) throw e;
+    // What failed stays in the logs; the client learns only that it may retry.
+    log({ event: "auth.key_store_unavailable", request_id: c.get("requestId"), path: c.req.path, error: e.message });
+    throw new ApiError("overloaded", "API keys cannot be checked right now; retry shortly");
+  }
   if (!key) throw new ApiError("unauthorized", "unknown or revoked token");
   c.set("caller", {
     keyId: key.id,

@@ -1,16 +1,38 @@
 /**
- * API keys, stored hashed (SHA-256 of a 256-bit random token) in D1. Lookups
- * are cached per isolate for KEY_TTL_MS, so a revoked key stops working
- * within 60 s everywhere (at once in the isolate that revoked it).
+ * API keys, stored hashed (SHA-256 of a 256-bit random token) in D1.
+ *
+ * Lookups are cached per isolate, valid keys and unknown or revoked tokens in
+ * two separately bounded LRU maps, so no number of junk tokens can push a
+ * valid key out. A revoked key stops working within KEY_TTL_MS everywhere (at
+ * once in the isolate that revoked it), and within KEY_STALE_MAX_MS while D1
+ * is unreachable.
  */
 import { desc, eq } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
-import { ApiError } from "../errors";
 import { sha256Hex } from "../ledger";
 import type { Role } from "../roles";
 import { apiKeys } from "./schema";
 
+/** A cached valid key is trusted without asking D1 for this long. */
 export const KEY_TTL_MS = 30_000;
+/**
+ * While D1 cannot be asked, a cached answer verified this recently still
+ * holds; an older one cannot be checked. Revoked keys stop working within 60 s.
+ */
+export const KEY_STALE_MAX_MS = 60_000;
+/** Valid keys cached per isolate; the least recently used goes first. */
+export const KEY_CACHE_MAX = 10_000;
+/** Unknown or revoked tokens cached per isolate, apart from the valid keys. */
+export const UNKNOWN_KEY_CACHE_MAX = 1_000;
+/**
+ * How long an unknown or revoked token is refused without asking D1 again.
+ * Short, because "unknown" may only mean a D1 replica has not seen a key
+ * created a moment ago.
+ */
+export const UNKNOWN_KEY_TTL_MS = 5_000;
+
+/** What randomToken() makes: `cg_` and 32 bytes as 43 base64url characters. */
+const KEY_SHAPE = /^cg_[A-Za-z0-9_-]{43}$/;
 
 export interface ApiKey {
   id: string;
@@ -21,8 +43,66 @@ export interface ApiKey {
   revokedAtMs: number | null;
 }
 
-const cache = new Map<string, { key: ApiKey | null; atMs: number }>();
-const CACHE_MAX = 10_000;
+/**
+ * D1 could not be asked about a key. A storage-level failure: the HTTP layer
+ * decides what the caller is told. The message names D1's error but never the
+ * token or its hash, and the original error is not kept as `cause` because
+ * drizzle's wrapper spells out the query's parameters.
+ */
+export class KeyStoreUnavailable extends Error {
+  constructor(error: unknown, hash: string) {
+    super(`API keys cannot be read from D1: ${innermostMessage(error).replaceAll(hash, "<key hash>")}`);
+    this.name = "KeyStoreUnavailable";
+  }
+}
+
+function innermostMessage(error: unknown): string {
+  let e = error;
+  while (e instanceof Error && e.cause instanceof Error) e = e.cause;
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** A Map kept in order of use: reading an entry moves it last, and past `max` the first one goes. */
+class Lru<V> {
+  private readonly entries = new Map<string, V>();
+  constructor(private readonly max: number) {}
+
+  get(k: string): V | undefined {
+    const v = this.entries.get(k);
+    if (v !== undefined) {
+      this.entries.delete(k);
+      this.entries.set(k, v);
+    }
+    return v;
+  }
+
+  set(k: string, v: V): void {
+    this.entries.delete(k);
+    this.entries.set(k, v);
+    if (this.entries.size > this.max) {
+      const oldest = this.entries.keys().next();
+      if (!oldest.done) this.entries.delete(oldest.value);
+    }
+  }
+
+  delete(k: string): void {
+    this.entries.delete(k);
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+}
+
+/** Valid keys by hash, with when D1 last confirmed them. */
+const validKeys = new Lru<{ key: ApiKey; atMs: number }>(KEY_CACHE_MAX);
+/** Unknown or revoked tokens by hash: when D1 last said so. */
+const unknownKeys = new Lru<number>(UNKNOWN_KEY_CACHE_MAX);
+
+/** How full the two caches are, for tests and debugging. */
+export function keyCacheSizes(): { valid: number; unknown: number } {
+  return { valid: validKeys.size, unknown: unknownKeys.size };
+}
 
 function toKey(row: typeof apiKeys.$inferSelect): ApiKey {
   return {
@@ -35,26 +115,39 @@ function toKey(row: typeof apiKeys.$inferSelect): ApiKey {
   };
 }
 
+/**
+ * The valid key a token stands for, or null for an unknown or revoked one.
+ * Throws KeyStoreUnavailable when D1 fails and no answer recent enough
+ * (KEY_STALE_MAX_MS) is cached.
+ */
 export async function findApiKey(d1: D1Database, token: string): Promise<ApiKey | null> {
+  // Not a token we could have issued: refused without a hash, a cache entry or a query.
+  if (!KEY_SHAPE.test(token)) return null;
   const hash = sha256Hex(token);
   const nowMs = Date.now();
-  const hit = cache.get(hash);
-  if (hit && nowMs - hit.atMs < KEY_TTL_MS) return hit.key;
-  let key: ApiKey | null;
+  const valid = validKeys.get(hash);
+  if (valid && nowMs - valid.atMs < KEY_TTL_MS) return valid.key;
+  const unknownAtMs = unknownKeys.get(hash);
+  if (unknownAtMs !== undefined && nowMs - unknownAtMs < UNKNOWN_KEY_TTL_MS) return null;
+  let row: typeof apiKeys.$inferSelect | undefined;
   try {
-    const row = await drizzle(d1).select().from(apiKeys).where(eq(apiKeys.keyHash, hash)).get();
-    key = row && row.revokedAtMs === null ? toKey(row) : null;
+    row = await drizzle(d1).select().from(apiKeys).where(eq(apiKeys.keyHash, hash)).get();
   } catch (e) {
-    // D1 unreachable: a key seen recently keeps working; an unseen one cannot be checked.
-    if (hit) return hit.key;
-    throw new ApiError(
-      "overloaded",
-      `API keys cannot be checked right now (${e instanceof Error ? e.message : "D1"}); retry`,
-    );
+    // D1 unreachable: an answer it gave recently enough still stands; an older one
+    // would let a key revoked elsewhere live on for as long as the outage lasts.
+    if (valid && nowMs - valid.atMs < KEY_STALE_MAX_MS) return valid.key;
+    if (unknownAtMs !== undefined && nowMs - unknownAtMs < KEY_STALE_MAX_MS) return null;
+    throw new KeyStoreUnavailable(e, hash);
   }
-  if (cache.size >= CACHE_MAX) cache.clear();
-  cache.set(hash, { key, atMs: nowMs });
-  return key;
+  if (row && row.revokedAtMs === null) {
+    const key = toKey(row);
+    validKeys.set(hash, { key, atMs: nowMs });
+    unknownKeys.delete(hash);
+    return key;
+  }
+  validKeys.delete(hash);
+  unknownKeys.set(hash, nowMs);
+  return null;
 }
 
 function randomToken(): string {
@@ -97,7 +190,9 @@ export async function revokeApiKey(d1: D1Database, id: string): Promise<ApiKey |
   if (!row) return null;
   const revokedAtMs = row.revokedAtMs ?? Date.now();
   if (row.revokedAtMs === null) await db.update(apiKeys).set({ revokedAtMs }).where(eq(apiKeys.id, id));
-  cache.delete(row.keyHash);
+  validKeys.delete(row.keyHash);
+  // Refused from now on in this isolate, even if D1 fails on the next lookup.
+  unknownKeys.set(row.keyHash, Date.now());
   return { ...toKey(row), revokedAtMs };
 }
 
