@@ -18,6 +18,7 @@ import { OUTBOX_DELAY_MS, OutboxCourier } from "./outbox";
 import * as reads from "./reads";
 import { nextDeadline } from "./records";
 import { migrate } from "./schema";
+import * as statements from "./statement";
 import { pruneIdempotency } from "./storage";
 import type {
   AccountInput,
@@ -123,6 +124,11 @@ export class AccountLedger extends DurableObject<Env> {
 
   ledger(accountId: string, afterSeq: number, limit: number): Outcome {
     return reads.ledger(this.core, accountId, afterSeq, limit);
+  }
+
+  /** A statement of `unit` over [fromMs, toMs), unsigned: the gateway signs it. */
+  statement(accountId: string, unit: string, fromMs: number, toMs: number): Outcome {
+    return statements.statement(this.core, accountId, unit, fromMs, toMs);
   }
 
   // ── writes ──────────────────────────────────────────────────────────────

@@ -3,6 +3,7 @@ import { z } from "@hono/zod-openapi";
 import { OUTBOX_DELAY_MS } from "../account/outbox";
 import { listAccounts } from "../db/accounts";
 import { ApiError } from "../errors";
+import { recordChange } from "./audit";
 import {
   type AppContext,
   BALANCE_READERS,
@@ -143,7 +144,22 @@ route(
     const accountId = pathId(c, "account_id");
     const input = validBody(c, AccountInputSchema);
     if (input.parent_id) await checkParent(c, accountId, input.parent_id);
-    return send(c, await ledgerOf(c, accountId).upsertAccount(accountId, input));
+    const stub = ledgerOf(c, accountId);
+    // Read for the audit row's `before`: a separate call, so a concurrent PUT
+    // to the same account may land in between (its own row shows it).
+    const before = await stub.getAccount();
+    const outcome = await stub.upsertAccount(accountId, input);
+    // The Durable Object is the source of truth: the row follows its success.
+    if (outcome.ok) {
+      const created = outcome.status === 201;
+      await recordChange(c, {
+        action: created ? "account.created" : "account.updated",
+        target: accountId,
+        before: created ? null : before,
+        after: outcome.body,
+      });
+    }
+    return send(c, outcome);
   },
 );
 

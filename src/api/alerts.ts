@@ -3,6 +3,7 @@ import { z } from "@hono/zod-openapi";
 import { loadAlertSettings, saveAlertSettings } from "../db/alert-settings";
 import { alertView, listAlerts } from "../db/alerts";
 import { ALERT_TYPES } from "../ledger";
+import { recordChange } from "./audit";
 import { READERS, requireRole, validBody, validQuery } from "./context";
 import { resource, route } from "./route";
 import { Id, json, Limit, problems, TimeIdCursor, timeIdCursor } from "./schemas";
@@ -96,8 +97,10 @@ route(
   async (c) => {
     requireRole(c, ["admin"]);
     const patch = validBody(c, SettingsSchema.partial());
-    const next = { ...(await loadAlertSettings(c.env.DB)), ...patch };
+    const before = await loadAlertSettings(c.env.DB);
+    const next = { ...before, ...patch };
     await saveAlertSettings(c.env.DB, next);
+    await recordChange(c, { action: "alert_settings.updated", target: "alert_settings", before, after: next });
     return c.json(next);
   },
 );

@@ -3,6 +3,7 @@ import { z } from "@hono/zod-openapi";
 import { apiKeyView, createApiKey, listApiKeys, revokeApiKey } from "../db/api-keys";
 import { ApiError } from "../errors";
 import { MAX_AMOUNT } from "../ledger";
+import { auditBy } from "./audit";
 import { pathId, ROLES, requireRole, validBody } from "./context";
 import { resource, route } from "./route";
 import { Id, json, problems, ShortText } from "./schemas";
@@ -40,11 +41,11 @@ route(
   async (c) => {
     requireRole(c, ["admin"]);
     const input = validBody(c, KeyInput);
-    const { key, token } = await createApiKey(c.env.DB, {
-      name: input.name,
-      role: input.role,
-      maxGrantAmount: input.max_grant_amount ?? null,
-    });
+    const { key, token } = await createApiKey(
+      c.env.DB,
+      { name: input.name, role: input.role, maxGrantAmount: input.max_grant_amount ?? null },
+      auditBy(c),
+    );
     return c.json({ ...apiKeyView(key), key: token }, 201);
   },
 );
@@ -75,7 +76,7 @@ route(
   async (c) => {
     requireRole(c, ["admin"]);
     const id = pathId(c, "id");
-    const key = await revokeApiKey(c.env.DB, id);
+    const key = await revokeApiKey(c.env.DB, id, auditBy(c));
     if (!key) throw new ApiError("not_found", `API key ${id} does not exist`);
     return c.json(apiKeyView(key));
   },

@@ -4,6 +4,7 @@ import { ApiError } from "../errors";
 import { accounts } from "./accounts";
 import { alerts } from "./alerts";
 import { apiKeys } from "./api-keys";
+import { audit } from "./audit";
 import type { AppEnv } from "./context";
 import { debits } from "./debits";
 import { docsPage } from "./docs";
@@ -15,6 +16,7 @@ import { auth, bodyGuard, onError, requestId } from "./middleware";
 import { policy } from "./policy";
 import { receipts } from "./receipts";
 import { reconciliation } from "./reconciliation";
+import { statements } from "./statements";
 import { webhooks } from "./webhooks";
 
 export const OPENAPI_INFO = {
@@ -43,11 +45,13 @@ export function buildApp(): OpenAPIHono<AppEnv> {
     invoices,
     receipts,
     ledger,
+    statements,
     policy,
     apiKeys,
     alerts,
     webhooks,
     reconciliation,
+    audit,
   ])
     app.route("/", sub);
 

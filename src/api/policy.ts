@@ -1,7 +1,10 @@
 /** Global and per-account consumption policy. */
 import { z } from "@hono/zod-openapi";
+import { storedSetting } from "../db/audit";
 import { loadGlobalPolicy, mergeGlobalPolicy } from "../db/settings";
 import { ApiError } from "../errors";
+import { DEFAULT_POLICY, type Policy } from "../ledger";
+import { recordChange } from "./audit";
 import { ledgerOf, pathId, requireRole, send, validBody } from "./context";
 import { resource, route } from "./route";
 import { AccountIdParam, json, PolicySchema, problems } from "./schemas";
@@ -46,7 +49,17 @@ route(
   async (c) => {
     requireRole(c, ["admin"]);
     const patch = validBody(c, PolicyPatch);
-    return c.json(await mergeGlobalPolicy(c.env.DB, patch));
+    // Read fresh, not from this isolate's 4 s cache: the audit row's `before`
+    // must be what D1 held (a concurrent PUT elsewhere can still slip between).
+    const stored = (await storedSetting(c.env.DB, "policy")) as Partial<Policy> | null;
+    const after = await mergeGlobalPolicy(c.env.DB, patch);
+    await recordChange(c, {
+      action: "policy.updated",
+      target: "policy",
+      before: { ...DEFAULT_POLICY, ...stored },
+      after,
+    });
+    return c.json(after);
   },
 );
 
@@ -82,6 +95,23 @@ route(
     requireRole(c, ["admin", "finance"]);
     const accountId = pathId(c, "account_id");
     const patch = validBody(c, OverridePatch);
-    return send(c, await ledgerOf(c, accountId).putPolicy(accountId, patch, await loadGlobalPolicy(c.env.DB)));
+    const stub = ledgerOf(c, accountId);
+    const global = await loadGlobalPolicy(c.env.DB);
+    // The effective policy before, for the audit row. Its refusals (unknown
+    // account, a global policy never seen) are the PUT's too, answered here
+    // before anything is written.
+    const before = await stub.getPolicy(accountId, global);
+    if (!before.ok) return send(c, before);
+    const outcome = await stub.putPolicy(accountId, patch, global);
+    // The Durable Object is the source of truth: the row follows its success.
+    if (outcome.ok) {
+      await recordChange(c, {
+        action: "account_policy.updated",
+        target: accountId,
+        before: before.body,
+        after: outcome.body,
+      });
+    }
+    return send(c, outcome);
   },
 );

@@ -4,6 +4,7 @@ import { createWebhook, deleteWebhook, getWebhook, listDeliveries, listWebhooks,
 import { ApiError } from "../errors";
 import { ALERT_TYPES } from "../ledger";
 import { generateSecret, SECRET_PATTERN, secretKey } from "../webhooks/sign";
+import { recordChange } from "./audit";
 import { pathId, requireRole, validBody, validQuery } from "./context";
 import { resource, route } from "./route";
 import { Id, json, Limit, problems, ShortText } from "./schemas";
@@ -103,6 +104,8 @@ route(
       secret,
       description: input.description ?? null,
     });
+    // The view, never the row: the secret is shown once, to the caller, and is not audited.
+    await recordChange(c, { action: "webhook.created", target: row.id, before: null, after: webhookView(row) });
     return c.json({ ...webhookView(row), secret }, 201);
   },
 );
@@ -133,8 +136,19 @@ route(
   async (c) => {
     requireRole(c, ["admin"]);
     const id = pathId(c, "id");
+    const before = await getWebhook(c.env.DB, id);
     const row = await deleteWebhook(c.env.DB, id);
     if (!row) throw new ApiError("not_found", `webhook ${id} does not exist`);
+    // Deleting again changes nothing and is not recorded; `once` keeps two racing deletes to one row.
+    if (before !== null && before.deleted_at_ms === null) {
+      await recordChange(c, {
+        action: "webhook.deleted",
+        target: id,
+        before: webhookView(before),
+        after: webhookView(row),
+        once: true,
+      });
+    }
     return c.json(webhookView(row));
   },
 );

@@ -7,10 +7,11 @@
  * once in the isolate that revoked it), and within KEY_STALE_MAX_MS while D1
  * is unreachable.
  */
-import { desc, eq } from "drizzle-orm";
+import { and, desc, eq, isNull } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { sha256Hex } from "../ledger";
 import type { Role } from "../roles";
+import { type AuditBy, auditQuery } from "./audit";
 import { apiKeys } from "./schema";
 
 /** A cached valid key is trusted without asking D1 for this long. */
@@ -161,21 +162,26 @@ function randomToken(): string {
 export async function createApiKey(
   d1: D1Database,
   input: { name: string; role: Role; maxGrantAmount: number | null },
+  by: AuditBy,
 ): Promise<{ key: ApiKey; token: string }> {
   const token = randomToken();
   const id = `key_${crypto.randomUUID().replace(/-/g, "").slice(0, 20)}`;
   const createdAtMs = Date.now();
-  await drizzle(d1)
-    .insert(apiKeys)
-    .values({
+  const key: ApiKey = { id, ...input, createdAtMs, revokedAtMs: null };
+  const db = drizzle(d1);
+  // The key and its audit row commit together; the row holds the view, never the token or its hash.
+  await db.batch([
+    db.insert(apiKeys).values({
       id,
       name: input.name,
       role: input.role,
       maxGrantAmount: input.maxGrantAmount,
       keyHash: sha256Hex(token),
       createdAtMs,
-    });
-  return { key: { id, ...input, createdAtMs, revokedAtMs: null }, token };
+    }),
+    auditQuery(db, { ...by, action: "api_key.created", target: id, before: null, after: apiKeyView(key) }),
+  ]);
+  return { key, token };
 }
 
 export async function listApiKeys(d1: D1Database): Promise<ApiKey[]> {
@@ -184,16 +190,33 @@ export async function listApiKeys(d1: D1Database): Promise<ApiKey[]> {
 }
 
 /** Revokes a key; returns false when no such key exists. */
-export async function revokeApiKey(d1: D1Database, id: string): Promise<ApiKey | null> {
+export async function revokeApiKey(d1: D1Database, id: string, by: AuditBy): Promise<ApiKey | null> {
   const db = drizzle(d1);
   const row = await db.select().from(apiKeys).where(eq(apiKeys.id, id)).get();
   if (!row) return null;
   const revokedAtMs = row.revokedAtMs ?? Date.now();
-  if (row.revokedAtMs === null) await db.update(apiKeys).set({ revokedAtMs }).where(eq(apiKeys.id, id));
+  const key = { ...toKey(row), revokedAtMs };
+  if (row.revokedAtMs === null) {
+    // One batch: the revocation and its row commit together. `once` (and IS NULL) keep two racing revokes to one.
+    await db.batch([
+      db
+        .update(apiKeys)
+        .set({ revokedAtMs })
+        .where(and(eq(apiKeys.id, id), isNull(apiKeys.revokedAtMs))),
+      auditQuery(db, {
+        ...by,
+        action: "api_key.revoked",
+        target: id,
+        before: apiKeyView(toKey(row)),
+        after: apiKeyView(key),
+        once: true,
+      }),
+    ]);
+  }
   validKeys.delete(row.keyHash);
   // Refused from now on in this isolate, even if D1 fails on the next lookup.
   unknownKeys.set(row.keyHash, Date.now());
-  return { ...toKey(row), revokedAtMs };
+  return key;
 }
 
 export const apiKeyView = (k: ApiKey) => ({

@@ -165,6 +165,9 @@ const BASELINES: Record<string, (f: Fixture) => Baseline> = {
   "POST /v1/receipts/settle": (f) => ({ body: { receipt: f.receipt, used: 1 } }),
   "GET /.well-known/jwks.json": () => ({}),
   "GET /v1/accounts/{account_id}/ledger": () => ({ query: { after_seq: "0", limit: "10", format: "json" } }),
+  "GET /v1/accounts/{account_id}/statement": () => ({
+    query: { from: new Date(Date.now() - 86_400_000).toISOString(), to: past(), unit: "credits" },
+  }),
   "GET /v1/policy": () => ({}),
   "PUT /v1/policy": (f) => ({ body: { ...f.policy } }),
   "GET /v1/accounts/{account_id}/policy": () => ({}),
@@ -190,6 +193,9 @@ const BASELINES: Record<string, (f: Fixture) => Baseline> = {
   "GET /v1/webhooks/{id}/deliveries": (f) => ({ params: { id: f.webhookId }, query: { limit: "10" } }),
   "GET /v1/reconciliation/runs": () => ({ query: { cursor: `${Date.now() + 86_400_000}:run_x`, limit: "10" } }),
   "GET /v1/reconciliation/runs/{id}": (f) => ({ params: { id: f.runId } }),
+  "GET /v1/audit": (f) => ({
+    query: { after: "0", limit: "10", actor: "admin-token:admin", action: "account.updated", target: f.account },
+  }),
 };
 
 // ── the string fields the document declares ───────────────────────────────
