@@ -5,13 +5,14 @@
  */
 import { getTableColumns } from "drizzle-orm";
 import { ledgerEntries } from "../db/schema";
-import type { AlertRecord, Entry } from "../ledger";
+import type { AlertRecord, Entry, JournalRow } from "../ledger";
 
 export type Outbox =
   | { topic: "entry"; payload: Entry }
   | { topic: "account"; payload: object }
   | { topic: "grant"; payload: object }
-  | { topic: "alert"; payload: AlertRecord };
+  | { topic: "alert"; payload: AlertRecord }
+  | { topic: "journal"; payload: JournalRow };
 
 /**
  * UTF-8 bytes of row JSON bound to one statement (its only parameter). D1
@@ -53,6 +54,50 @@ export function entryPath(column: string): string {
   return `'$[${i}]'`;
 }
 
+/** A journal row's members, in the order its JSON array carries them (and D1's journal columns). */
+const JOURNAL_COLUMNS = [
+  "entry_id",
+  "account_id",
+  "seq",
+  "unit",
+  "kind",
+  "category",
+  "amount",
+  "credit_type",
+  "grant_id",
+  "source",
+  "campaign",
+  "cost_minor",
+  "currency",
+  "tax_minor",
+  "tax_jurisdiction",
+  "age_weight_ms",
+  "recorded_at_ms",
+] as const satisfies readonly (keyof JournalRow)[];
+
+const at = (column: (typeof JOURNAL_COLUMNS)[number]): string =>
+  `json_extract(value, '$[${JOURNAL_COLUMNS.indexOf(column)}]')`;
+const DAY_MS = 86_400_000;
+
+/**
+ * Adds a chunk of journal rows to the daily rollups, counting only rows the
+ * journal does not hold yet. It runs before the journal insert in the same D1
+ * batch (one transaction), so a chunk shipped twice adds nothing twice.
+ */
+const ROLLUP_SQL = `INSERT INTO journal_daily (day_ms, account_id, unit, category, credit_type, source, campaign,
+    currency, tax_jurisdiction, amount, cost_minor, tax_minor, age_weight_ms, rows)
+  SELECT (${at("recorded_at_ms")} / ${DAY_MS}) * ${DAY_MS}, ${at("account_id")}, ${at("unit")}, ${at("category")},
+    ${at("credit_type")}, COALESCE(${at("source")}, ''), COALESCE(${at("campaign")}, ''),
+    COALESCE(${at("currency")}, ''), COALESCE(${at("tax_jurisdiction")}, ''),
+    SUM(${at("amount")}), SUM(${at("cost_minor")}), SUM(${at("tax_minor")}), SUM(${at("age_weight_ms")}), COUNT(*)
+  FROM json_each(?)
+  WHERE NOT EXISTS (SELECT 1 FROM journal WHERE journal.entry_id = ${at("entry_id")})
+  GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
+  ON CONFLICT (day_ms, account_id, unit, category, credit_type, source, campaign, currency, tax_jurisdiction)
+  DO UPDATE SET amount = amount + excluded.amount, cost_minor = cost_minor + excluded.cost_minor,
+    tax_minor = tax_minor + excluded.tax_minor, age_weight_ms = age_weight_ms + excluded.age_weight_ms,
+    rows = rows + excluded.rows`;
+
 const INSERT_SQL: Record<Topic, string> = {
   // Only entry_id may clash (the same entry shipped again); any other uniqueness clash fails the batch.
   entry: insertFromJson("ledger_entries", ENTRY_COLUMNS, "ON CONFLICT (entry_id) DO NOTHING"),
@@ -87,6 +132,7 @@ const INSERT_SQL: Record<Topic, string> = {
     `ON CONFLICT (account_id, grant_id) DO UPDATE SET remaining = excluded.remaining,
       held = excluded.held, status = excluded.status`,
   ),
+  journal: insertFromJson("journal", JOURNAL_COLUMNS, "ON CONFLICT (entry_id) DO NOTHING"),
   // Alert ids are deterministic (or per transaction): a re-shipped row is the same alert.
   alert: insertFromJson(
     "alerts",
@@ -179,6 +225,11 @@ export class ShipmentBuilder {
         this.alertIds.push(a.id);
         break;
       }
+      case "journal": {
+        const j = payload as unknown as JournalRow;
+        row = JOURNAL_COLUMNS.map((c) => j[c] ?? null);
+        break;
+      }
       default:
         return; // a topic this version does not know has nowhere to go in D1
     }
@@ -193,6 +244,8 @@ export class ShipmentBuilder {
   flush(): void {
     if (this.topic === null || this.parts.length === 0) return;
     const chunk = `[${this.parts.join(",")}]`;
+    // Rollups first: they count only what the journal does not hold yet.
+    if (this.topic === "journal") this.statements.push(this.db.prepare(ROLLUP_SQL).bind(chunk));
     this.statements.push(this.db.prepare(INSERT_SQL[this.topic]).bind(chunk));
     if (this.topic === "entry") this.entryChunks.push(chunk);
     this.parts = [];

@@ -10,6 +10,7 @@ import {
   canonicalJson,
   type Entry,
   type Hold,
+  type JournalRow,
   type Lot,
   type RaisedAlerts,
 } from "../ledger";
@@ -213,6 +214,8 @@ export interface Change {
   debit?: Omit<DebitRecord, "txnId" | "firstSeq" | "lastSeq"> | null;
   /** A new invoice with what it took (`applied`), or a status change of one (`applied` left out). */
   invoice?: { record: Omit<InvoiceRecord, "txnId">; applied?: readonly Applied[] } | null;
+  /** What reports need of each entry that moved credits, shipped to D1's journal. */
+  journal?: readonly JournalRow[];
   /** Test seam: runs inside the transaction just before the operation's record is written. */
   beforeRecord?: (() => void) | undefined;
   raised?: RaisedAlerts;
@@ -242,6 +245,7 @@ export function writeChange(sql: SqlStorage, c: Change, nowMs: number): void {
   c.beforeRecord?.();
   if (c.debit) writeDebit(sql, { ...c.debit, txnId: c.txnId }, entries);
   if (c.invoice) writeInvoice(sql, c.invoice.record, c.invoice.applied ?? null, c.txnId);
+  for (const row of c.journal ?? []) enqueue(sql, { topic: "journal", payload: row }, c.txnId);
   for (const alert of c.raised?.alerts ?? []) enqueue(sql, { topic: "alert", payload: alert }, c.txnId);
   if (c.raised?.lowChanged) writeMeta(sql, "low_balance_state", c.raised.lowBalance);
   for (const row of c.grantRows ?? []) enqueue(sql, { topic: "grant", payload: row }, c.txnId);

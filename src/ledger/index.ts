@@ -7,6 +7,7 @@ export * from "./hash";
 export * from "./holds";
 export * from "./ids";
 export * from "./invoice";
+export * from "./journal";
 export * from "./lots";
 export * from "./money";
 export * from "./policy";

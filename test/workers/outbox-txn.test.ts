@@ -87,10 +87,10 @@ describe("shipping never splits a transaction", () => {
     await unitLots(a, 80);
     await drain(a);
     await shipTo(a, failingD1);
-    // Ten debits of 8 credits: 8 entries and 8 grant rows each, 160 rows in all.
+    // Ten debits of 8 credits: 8 entries, 8 journal rows and 8 grant rows each, 240 rows in all.
     for (let i = 0; i < 10; i++) expect((await debit(a, 8)).status).toBe(200);
     const txns = await outboxTxns(a);
-    expect(txns.map((t) => t.n)).toEqual(Array(10).fill(16));
+    expect(txns.map((t) => t.n)).toEqual(Array(10).fill(24));
 
     const watch = observed(async () => ({
       byTxn: await d1DebitsByTxn(a),
@@ -103,8 +103,8 @@ describe("shipping never splits a transaction", () => {
       expect(s.depleted).toBe(s.byTxn.size * 8);
       return s.byTxn.size;
     });
-    // Three transactions (48 rows) per shipment: a fourth would pass OUTBOX_BATCH.
-    expect(whole).toEqual([3, 6, 9, 10]);
+    // Two transactions (48 rows) per shipment: a third would pass OUTBOX_BATCH.
+    expect(whole).toEqual([2, 4, 6, 8, 10]);
   });
 
   it("a transaction larger than a batch ships alone, in one D1 batch, between its neighbours", async () => {
@@ -118,7 +118,8 @@ describe("shipping never splits a transaction", () => {
     expect(big.status).toBe(200);
     expect((await debit(a, 1, { unit: "tokens" })).status).toBe(200);
     const txns = await outboxTxns(a);
-    expect(txns.map((t) => t.n)).toEqual([1, 120, 1]);
+    // An entry and its journal row for each small one; 60 entries, 60 journal and 60 grant rows for the big one.
+    expect(txns.map((t) => t.n)).toEqual([2, 180, 2]);
 
     const watch = observed(async () => ({
       tokens: [...(await d1DebitsByTxn(a)).entries()].filter(([, n]) => n === 1).length,
