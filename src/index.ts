@@ -1,5 +1,7 @@
 /** Worker entry: wiring only. */
 import { buildApp } from "./api/app";
+import { consumeBulkGrants } from "./bulk/consume";
+import { BULK_QUEUE_NAME } from "./bulk/queue";
 import { runScheduled } from "./cron/scheduled";
 import { deliverWebhooks } from "./webhooks/deliver";
 
@@ -10,5 +12,7 @@ const app = buildApp();
 export default {
   fetch: app.fetch,
   scheduled: runScheduled,
-  queue: deliverWebhooks,
+  // Two consumers, one per queue (wrangler.toml): bulk-grant chunks, else webhook deliveries.
+  queue: (batch, env, ctx) =>
+    batch.queue === BULK_QUEUE_NAME ? consumeBulkGrants(batch, env) : deliverWebhooks(batch, env, ctx),
 } satisfies ExportedHandler<Env>;

@@ -5,6 +5,7 @@ import { accounts } from "./accounts";
 import { alerts } from "./alerts";
 import { apiKeys } from "./api-keys";
 import { audit } from "./audit";
+import { bulk } from "./bulk";
 import type { AppEnv } from "./context";
 import { debits } from "./debits";
 import { docsPage } from "./docs";
@@ -40,6 +41,7 @@ export function buildApp(): OpenAPIHono<AppEnv> {
   for (const sub of [
     accounts,
     grants,
+    bulk,
     debits,
     holds,
     invoices,

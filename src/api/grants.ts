@@ -1,6 +1,7 @@
 /** /v1/accounts/{account_id}/grants: issue, list and void lots. */
 import { z } from "@hono/zod-openapi";
 import { GRANTS_PAGE_MAX } from "../account/reads";
+import { GRANTERS, grantRefusal } from "../bulk/permission";
 import { ApiError } from "../errors";
 import type { CreditType, GrantCommand } from "../ledger";
 import {
@@ -96,27 +97,33 @@ export const GrantSchema = z
 
 const GrantResult = z.object({ grant: GrantSchema, balance: BalanceSchema });
 
-/** Roles that may issue some grant; checked before the body so others learn nothing from it. */
-const GRANTERS = ["admin", "finance", "support", "marketing"] as const;
+/** A grant body as validated: the single grant's, and (without grant_id) each of a bulk grant's. */
+export type GrantInput = z.infer<typeof GrantInputSchema>;
 
-/** support may issue compensatory, marketing promotional, each within the key's limit. */
-function checkGrantPermission(c: AppContext, type: CreditType, amount: number): void {
-  const caller = requireRole(c, GRANTERS);
-  const allowed: Partial<Record<typeof caller.role, CreditType>> = {
-    support: "compensatory",
-    marketing: "promotional",
+/** The DO's command for a validated grant body, named `grantId`. */
+export function grantCommand(grantId: string, input: Omit<GrantInput, "grant_id">): GrantCommand {
+  return {
+    grantId,
+    unit: input.unit,
+    type: input.type,
+    amount: input.amount,
+    priority: input.priority,
+    effectiveAtMs: input.effective_at === undefined ? null : parseTime(input.effective_at),
+    expiresAtMs: input.expires_at == null ? null : parseTime(input.expires_at),
+    source: input.source ?? null,
+    reason: input.reason ?? null,
+    campaign: input.campaign ?? null,
+    incidentId: input.incident_id ?? null,
+    costBasis: input.cost_basis ?? null,
+    metadata: input.metadata ?? null,
+    sourceGrantId: null,
   };
-  const only = allowed[caller.role];
-  if (only === undefined) return;
-  if (type !== only) throw new ApiError("forbidden", `role ${caller.role} may only issue ${only} grants`);
-  // "each ≤ the key's max_grant_amount": a key created without one may grant nothing (fail closed).
-  if (caller.maxGrantAmount === null || amount > caller.maxGrantAmount) {
-    const detail =
-      caller.maxGrantAmount === null
-        ? "this key has no max_grant_amount, so it may not grant; create one with a limit"
-        : `this key may grant at most ${caller.maxGrantAmount} at once`;
-    throw new ApiError("grant_limit_exceeded", detail, { max_grant_amount: caller.maxGrantAmount });
-  }
+}
+
+/** support may issue compensatory, marketing promotional, each within the key's limit (src/bulk/permission.ts). */
+export function checkGrantPermission(c: AppContext, type: CreditType, amount: number): void {
+  const refusal = grantRefusal(requireRole(c, GRANTERS), type, amount);
+  if (refusal) throw new ApiError(refusal.code, refusal.detail, refusal.extra);
 }
 
 export const grants = resource();
@@ -134,27 +141,13 @@ route(
     responses: { 201: json(GrantResult, "Created"), ...problems(400, 401, 403, 409, 413, 415) },
   },
   async (c) => {
+    // Roles that may issue no grant learn nothing from the body.
     requireRole(c, GRANTERS);
     const accountId = pathId(c, "account_id");
     const input = validBody(c, GrantInputSchema);
     checkGrantPermission(c, input.type, input.amount);
     const idem = idempotencyOf(c, input.grant_id, "grant_id");
-    const cmd: GrantCommand = {
-      grantId: idem.key,
-      unit: input.unit,
-      type: input.type,
-      amount: input.amount,
-      priority: input.priority,
-      effectiveAtMs: input.effective_at === undefined ? null : parseTime(input.effective_at),
-      expiresAtMs: input.expires_at == null ? null : parseTime(input.expires_at),
-      source: input.source ?? null,
-      reason: input.reason ?? null,
-      campaign: input.campaign ?? null,
-      incidentId: input.incident_id ?? null,
-      costBasis: input.cost_basis ?? null,
-      metadata: input.metadata ?? null,
-      sourceGrantId: null,
-    };
+    const cmd = grantCommand(idem.key, input);
     return send(c, await ledgerOf(c, accountId).grant(await opContext(c, accountId), cmd, idem));
   },
 );

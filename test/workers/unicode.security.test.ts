@@ -136,6 +136,12 @@ const BASELINES: Record<string, (f: Fixture) => Baseline> = {
     params: { grant_id: "g-void" },
     body: { reason: "test" },
   }),
+  // The single grant's baseline without its grant_id, for every account of the job.
+  "POST /v1/grants/bulk": (f) => {
+    const { grant_id: _, ...grant } = BASELINES["POST /v1/accounts/{account_id}/grants"]?.(f).body ?? {};
+    return { body: { bulk_id: `bulk-${f.account}`, account_ids: [f.account], grant } };
+  },
+  "GET /v1/grants/bulk/{bulk_id}": (f) => ({ params: { bulk_id: `bulk-${f.account}` } }),
   "POST /v1/accounts/{account_id}/debits": () => ({
     body: { debit_id: uid("d"), amount: 1, unit: "credits", metadata: { request: "r-1" } },
   }),

@@ -1,0 +1,186 @@
+/**
+ * /v1/grants/bulk: one grant to each of up to 10 000 accounts, done by the
+ * bulk queue's consumer in chunks (src/bulk/), with its progress in D1.
+ * The grant body is validated once, with the single grant's schema and rules,
+ * and checked against the caller's role and max_grant_amount; the job keeps
+ * that authority and the consumer applies it again to every grant.
+ */
+import { z } from "@hono/zod-openapi";
+import { GRANTERS } from "../bulk/permission";
+import { BULK_MAX_ACCOUNTS, type BulkChunkMessage, enqueueChunks } from "../bulk/queue";
+import type { BulkGrantSpec } from "../bulk/spec";
+import {
+  type BulkProgress,
+  type BulkRow,
+  bulkProgress,
+  createBulk,
+  getBulk,
+  pendingAccounts,
+  touchPending,
+} from "../db/bulk";
+import { ApiError } from "../errors";
+import { planGrant } from "../ledger";
+import { type AppContext, idempotencyOf, pathId, READERS, requireRole, validBody } from "./context";
+import { checkGrantPermission, GrantInputSchema, grantCommand } from "./grants";
+import { resource, route } from "./route";
+import { Id, json, problems } from "./schemas";
+
+/**
+ * A repeated POST of a running job enqueues its pending accounts again only
+ * when no item has changed for this long: its messages may have been lost
+ * (the first POST failed after storing the job), and a client that polls by
+ * POST does not multiply the work.
+ */
+export const BULK_STALL_MS = 60_000;
+
+const BulkGrantTemplate = GrantInputSchema.omit({ grant_id: true }).openapi("BulkGrantTemplate", {
+  description: "A grant body without grant_id: every account's lot is named by the bulk_id",
+});
+
+const BulkInput = z
+  .strictObject({
+    bulk_id: Id.optional().openapi({
+      description: "The job's id (global; or send Idempotency-Key); each account's lot gets it as grant_id",
+    }),
+    account_ids: z
+      .array(Id)
+      .min(1)
+      .max(BULK_MAX_ACCOUNTS)
+      .superRefine((ids, ctx) => {
+        const seen = new Set<string>();
+        for (const id of ids) {
+          if (seen.has(id)) {
+            ctx.addIssue({ code: "custom", message: `account ${id} is listed more than once` });
+            return;
+          }
+          seen.add(id);
+        }
+      })
+      .openapi({ description: "1 to 10 000 distinct account ids; unknown accounts are created" }),
+    grant: BulkGrantTemplate,
+  })
+  .openapi("BulkGrantInput");
+
+const BulkStatus = z
+  .object({
+    bulk_id: z.string(),
+    status: z.enum(["running", "completed"]).openapi({ description: "completed: no account is pending" }),
+    total: z.number().int(),
+    granted: z.number().int().openapi({ description: "Accounts this job's grant was written to" }),
+    skipped: z.number().int().openapi({
+      description: "Accounts that already held this grant (the same grant_id and body), so nothing was written",
+    }),
+    failed: z.number().int().openapi({ description: "Accounts whose grant was refused; see errors" }),
+    pending: z.number().int(),
+    errors: z
+      .array(z.object({ account_id: z.string(), code: z.string() }))
+      .openapi({ description: "The first 100 refused accounts, by account_id" }),
+    errors_more: z.boolean().openapi({ description: "true when more accounts failed than `errors` lists" }),
+    created_at: z.string(),
+  })
+  .openapi("BulkGrantStatus");
+
+function statusView(bulk: BulkRow, p: BulkProgress): z.infer<typeof BulkStatus> {
+  return {
+    bulk_id: bulk.bulk_id,
+    status: p.counts.pending > 0 ? "running" : "completed",
+    total: bulk.total,
+    granted: p.counts.granted,
+    skipped: p.counts.skipped,
+    failed: p.counts.failed,
+    pending: p.counts.pending,
+    errors: p.errors,
+    errors_more: p.errorsMore,
+    created_at: new Date(bulk.created_at_ms).toISOString(),
+  };
+}
+
+const bulkQueue = (c: AppContext): Queue<BulkChunkMessage> => c.env.BULK_QUEUE;
+
+/** The same job again: its status; its pending accounts enqueued again when it has stalled. */
+async function repeat(c: AppContext, bulk: BulkRow, bodyHash: string): Promise<Response> {
+  if (bulk.body_hash !== bodyHash) {
+    throw new ApiError("idempotency_conflict", `bulk ${bulk.bulk_id} was first sent with a different body`);
+  }
+  const db = c.env.DB;
+  const progress = await bulkProgress(db, bulk.bulk_id);
+  if (progress.counts.pending > 0 && Date.now() - progress.lastChangeMs >= BULK_STALL_MS) {
+    // Safe however often it happens: the consumer grants only pending accounts, and each grant is idempotent.
+    await enqueueChunks(bulkQueue(c), bulk.bulk_id, await pendingAccounts(db, bulk.bulk_id));
+    await touchPending(db, bulk.bulk_id, Date.now());
+  }
+  c.header("idempotent-replayed", "true");
+  return c.json(statusView(bulk, progress), 202);
+}
+
+export const bulk = resource();
+
+route(
+  bulk,
+  {
+    method: "post",
+    path: "/v1/grants/bulk",
+    summary: "Grant the same lot to up to 10 000 accounts (created when unknown), once each, on a queue",
+    request: { body: { content: { "application/json": { schema: BulkInput } }, required: true } },
+    responses: {
+      202: json(BulkStatus, "Accepted: the job runs on the queue; GET its status"),
+      ...problems(400, 401, 403, 409, 413, 415, 503),
+    },
+  },
+  async (c) => {
+    requireRole(c, GRANTERS);
+    const input = validBody(c, BulkInput);
+    checkGrantPermission(c, input.grant.type, input.grant.amount);
+    const idem = idempotencyOf(c, input.bulk_id, "bulk_id");
+    const { grantId: _named, ...command } = grantCommand(idem.key, input.grant);
+    // The single grant's rules (expiry after start and now, a reason on compensatory, …), once for all accounts.
+    const planned = planGrant([], { ...command, grantId: idem.key }, 1, Date.now());
+    if (!planned.ok) {
+      const e = planned.error;
+      throw new ApiError(e.code, "detail" in e ? e.detail : "the grant breaks the ledger's rules");
+    }
+    const db = c.env.DB;
+    const existing = await getBulk(db, idem.key);
+    if (existing) return repeat(c, existing, idem.bodyHash);
+    const sent = (c.get("body") as { grant: Record<string, unknown> }).grant;
+    const spec: BulkGrantSpec = { body: sent, command };
+    const caller = c.get("caller");
+    const row: BulkRow = {
+      bulk_id: idem.key,
+      body_hash: idem.bodyHash,
+      grant: JSON.stringify(spec),
+      actor: caller.actor,
+      role: caller.role,
+      max_grant_amount: caller.maxGrantAmount,
+      total: input.account_ids.length,
+      created_at_ms: Date.now(),
+      request_id: c.get("requestId"),
+    };
+    const stored = await createBulk(db, row, input.account_ids);
+    // Another request stored this id first, between our read and our write.
+    if (stored.request_id !== row.request_id || stored.created_at_ms !== row.created_at_ms) {
+      return repeat(c, stored, idem.bodyHash);
+    }
+    // Should this fail, the job is stored with every account pending: the same POST, BULK_STALL_MS later, enqueues them.
+    await enqueueChunks(bulkQueue(c), row.bulk_id, input.account_ids);
+    return c.json(statusView(stored, await bulkProgress(db, row.bulk_id)), 202);
+  },
+);
+
+route(
+  bulk,
+  {
+    method: "get",
+    path: "/v1/grants/bulk/{bulk_id}",
+    summary: "A bulk grant's progress: counts by outcome and the first 100 refused accounts",
+    request: { params: z.object({ bulk_id: Id.openapi({ param: { name: "bulk_id", in: "path" } }) }) },
+    responses: { 200: json(BulkStatus), ...problems(400, 401, 403, 404) },
+  },
+  async (c) => {
+    requireRole(c, READERS);
+    const bulkId = pathId(c, "bulk_id");
+    const found = await getBulk(c.env.DB, bulkId);
+    if (!found) throw new ApiError("not_found", `bulk ${bulkId} does not exist`);
+    return c.json(statusView(found, await bulkProgress(c.env.DB, bulkId)), 200);
+  },
+);
