@@ -7,6 +7,7 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { BULK_BODY_MAX_BYTES } from "../../src/api/middleware";
 import { BULK_MAX_ATTEMPTS } from "../../src/bulk/consume";
 import { grantRefusal } from "../../src/bulk/permission";
 import { BULK_CHUNK_SIZE } from "../../src/bulk/queue";
@@ -160,14 +161,18 @@ describe("bad bodies: 400 problem+json, nothing written, nothing sent", () => {
     });
   }
 
-  it("a body above 64 KiB: 413 (10 000 ids fit only when short)", async () => {
-    const body = {
-      bulk_id: uid("bulk-big"),
-      account_ids: Array.from({ length: 10_000 }, (_, i) => `acct_${i}`),
-      grant: outage,
-    };
-    expect(JSON.stringify(body).length).toBeGreaterThan(65_536);
-    await expectRefused(body, 413, "payload_too_large");
+  it("the bulk route takes 10 000 ids of 128 characters, and refuses a body above BULK_BODY_MAX_BYTES with 413", async () => {
+    const longIds = Array.from({ length: 10_000 }, (_, i) => `${String(i).padStart(5, "0")}${"x".repeat(123)}`);
+    const fits = { bulk_id: uid("bulk-long"), account_ids: longIds, grant: outage };
+    expect(JSON.stringify(fits).length).toBeGreaterThan(1_000_000);
+    const q = recordingQueue();
+    const accepted = await postBulk(fits, { queue: q.queue });
+    expect(accepted.status).toBe(202);
+    expect(accepted.json).toMatchObject({ total: 10_000 });
+    const tooBig = { bulk_id: uid("bulk-big"), account_ids: longIds, grant: { ...outage, reason: "r".repeat(256) } };
+    const padded = { ...tooBig, account_ids: [...longIds.slice(0, 9_999), "y".repeat(128)], pad: "z".repeat(400_000) };
+    expect(JSON.stringify(padded).length).toBeGreaterThan(BULK_BODY_MAX_BYTES);
+    await expectRefused(padded, 413, "payload_too_large");
   });
 });
 
