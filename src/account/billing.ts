@@ -138,6 +138,13 @@ export function refund(core: AccountCore, ctx: OpContext, req: RefundRequest, id
   if (core.account === null) return missingAccount(ctx.accountId);
   const first = core.recall("refund", idem);
   if (first) return first;
+  // Past the idempotency retention the record is gone but the entry is not: never refund twice.
+  if (
+    core.sql.exec("SELECT 1 FROM entries WHERE ref = ? AND kind = 'grant.refunded' LIMIT 1", req.refundId).toArray()
+      .length > 0
+  ) {
+    return refuse({ code: "idempotency_conflict", detail: `refund ${req.refundId} was already applied` });
+  }
   if (core.sweepDue(ctx) === null) return POLICY_UNKNOWN;
   const lot = core.lots.get(req.grantId);
   if (!lot) return refuse({ code: "grant_not_found", detail: `grant ${req.grantId} does not exist` });

@@ -32,6 +32,8 @@ export const SCHEMA = [
     unit TEXT NOT NULL, amount INTEGER NOT NULL, held_delta INTEGER NOT NULL, grant_id TEXT,
     credit_type TEXT, ref TEXT, actor TEXT NOT NULL, reason TEXT, effective_at_ms INTEGER NOT NULL,
     recorded_at_ms INTEGER NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)`,
+  // Entries by what they refer to (debit, hold, invoice, refund id): a refund id is refused once used.
+  `CREATE INDEX IF NOT EXISTS entries_by_ref ON entries (ref, kind)`,
   `CREATE TRIGGER IF NOT EXISTS entries_no_update BEFORE UPDATE ON entries
     BEGIN SELECT RAISE(ABORT, 'ledger entries are immutable'); END`,
   `CREATE TRIGGER IF NOT EXISTS entries_no_delete BEFORE DELETE ON entries

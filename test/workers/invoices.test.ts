@@ -170,6 +170,18 @@ describe("refunds", () => {
     );
   });
 
+  it("a refund id reused after its idempotency record was pruned is refused, never refunded twice", async () => {
+    const a = uid();
+    await grant(a, { grant_id: "p", amount: 100, cost_basis: { amount: 1000, currency: "USD" } });
+    const body = { refund_id: "r-old", amount: 10, reason: "x" };
+    expect((await call("POST", `/v1/accounts/${a}/grants/p/refund`, body)).status).toBe(200);
+    await runInDurableObject(ledgerStubFor(a), (_inst: AccountLedger, state) => {
+      state.storage.sql.exec("DELETE FROM idempotency WHERE scope = 'refund'");
+    });
+    expectProblem(await call("POST", `/v1/accounts/${a}/grants/p/refund`, body), 409, "idempotency_conflict");
+    expect((await call("GET", `/v1/accounts/${a}/grants/p`)).json.remaining).toBe(90);
+  });
+
   it("refuses promotional credits and more than is left", async () => {
     const a = uid();
     await grant(a, { grant_id: "promo", amount: 10, type: "promotional" });
