@@ -17,6 +17,7 @@ import { auth, bodyGuard, onError, requestId } from "./middleware";
 import { policy } from "./policy";
 import { receipts } from "./receipts";
 import { reconciliation } from "./reconciliation";
+import { reports } from "./reports";
 import { statements } from "./statements";
 import { webhooks } from "./webhooks";
 
@@ -54,6 +55,7 @@ export function buildApp(): OpenAPIHono<AppEnv> {
     webhooks,
     reconciliation,
     audit,
+    reports,
   ])
     app.route("/", sub);
 

@@ -2,6 +2,7 @@
 import { z } from "@hono/zod-openapi";
 import type { Entry } from "../ledger";
 import { type LedgerRpc, ledgerOf, pathId, READERS, requireRole, send, validQuery } from "./context";
+import { csvRecord } from "./csv";
 import { resource, route } from "./route";
 import { AccountIdParam, problems } from "./schemas";
 
@@ -90,30 +91,6 @@ const LedgerQuery = z
       ctx.addIssue({ code: "custom", path: ["limit"], message: `an integer from 1 to ${max} for format ${q.format}` });
     }
   });
-
-/**
- * Text a spreadsheet would run as a formula (OWASP "CSV injection"): `=`,
- * `+`, `-`, `@`, and tab or CR, which some spreadsheets skip before one.
- */
-const FORMULA_START = /^[=+\-@\t\r]/;
-
-/**
- * One RFC 4180 field of any CSV the gate serves. Numbers are written as
- * numbers (a debit's amount stays -5); text that starts like a formula gets a
- * leading `'`, so a spreadsheet shows it instead of running it. That makes a
- * CSV row differ from the hashed entry for such text: the JSON export is the
- * one to re-verify hashes with. Quoting comes last, over the prefixed text.
- */
-export function csvField(value: string | number | boolean | null | undefined): string {
-  if (value === null || value === undefined) return "";
-  if (typeof value !== "string") return String(value);
-  const text = FORMULA_START.test(value) ? `'${value}` : value;
-  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
-}
-
-/** One CSV record, without its line end (RFC 4180 records end in CRLF). */
-export const csvRecord = (values: readonly (string | number | boolean | null | undefined)[]): string =>
-  values.map(csvField).join(",");
 
 /** RFC 4180: a header row (on the first chunk), CRLF line ends, fields quoted when they need it. */
 export function entriesCsv(entries: readonly Entry[], withHeader = true): string {

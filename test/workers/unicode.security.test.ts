@@ -99,6 +99,15 @@ interface Baseline {
 const past = () => new Date(Date.now() - 1000).toISOString();
 const future = (days: number) => new Date(Date.now() + days * 86_400_000).toISOString();
 
+const REPORT_WINDOW = { from: "2026-01-01T00:00:00Z", to: "2026-02-01T00:00:00Z", period: "month", format: "json" };
+const reportScope = (f: Fixture) => ({
+  account_id: f.account,
+  parent_id: f.account,
+  type: "purchased",
+  source: "stripe",
+  campaign: "spring",
+});
+
 /** Keyed by "METHOD path" as /openapi.json spells them. Ids a request creates are fresh on each call. */
 const BASELINES: Record<string, (f: Fixture) => Baseline> = {
   "GET /v1/accounts": (f) => ({ query: { parent_id: f.account, after: "a", limit: "10" } }),
@@ -199,6 +208,15 @@ const BASELINES: Record<string, (f: Fixture) => Baseline> = {
   "GET /v1/webhooks/{id}/deliveries": (f) => ({ params: { id: f.webhookId }, query: { limit: "10" } }),
   "GET /v1/reconciliation/runs": () => ({ query: { cursor: `${Date.now() + 86_400_000}:run_x`, limit: "10" } }),
   "GET /v1/reconciliation/runs/{id}": (f) => ({ params: { id: f.runId } }),
+  "GET /v1/reports/revenue": (f) => ({
+    query: { ...REPORT_WINDOW, currency: "USD", ...reportScope(f), unit: "credits" },
+  }),
+  "GET /v1/reports/credits": (f) => ({
+    query: { ...REPORT_WINDOW, group_by: "campaign", ...reportScope(f), unit: "credits" },
+  }),
+  "GET /v1/reports/liability": (f) => ({
+    query: { as_of: past(), format: "json", ...reportScope(f), unit: "credits" },
+  }),
   "GET /v1/audit": (f) => ({
     query: { after: "0", limit: "10", actor: "admin-token:admin", action: "account.updated", target: f.account },
   }),
