@@ -76,6 +76,8 @@ export class AccountCore {
   private holdDeadlineMs: number | null = null;
   /** The last global policy a caller brought, kept so a D1 outage never falls back to defaults. */
   private lastGlobal: { policy: Policy; json: string } | null = null;
+  /** The object the last caller brought, already compared with `lastGlobal`. */
+  private lastSeen: Policy | null = null;
   /** Test seam: tests move this account's clock with runInDurableObject. */
   readonly clock = { offsetMs: 0 };
   /** Test seam (reachable only through runInDurableObject): a throw injected inside a commit's transaction. */
@@ -113,6 +115,9 @@ export class AccountCore {
    */
   globalPolicy(seen: Policy | null): Policy | null {
     if (seen === null) return this.lastGlobal?.policy ?? null;
+    // One operation asks with the same object more than once (its policy, then its commit).
+    if (seen === this.lastSeen) return seen;
+    this.lastSeen = seen;
     const json = canonicalJson(seen);
     if (this.lastGlobal?.json !== json) {
       store.writeMeta(this.sql, "global_policy", seen);
