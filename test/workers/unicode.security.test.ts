@@ -24,6 +24,8 @@
  * - Headers (Idempotency-Key) are ByteStrings: no header can carry one (checked below).
  */
 import { beforeAll, describe, expect, it } from "vitest";
+import { AREAS } from "./baselines";
+import type { Baseline, Fixture } from "./baselines/types";
 import { call, expectProblem, fetchWorker, grant, type Res, uid } from "./helpers";
 import { runCron } from "./jobs-helpers";
 
@@ -35,16 +37,6 @@ const LONE: [string, string, string][] = [
 const WTF8: Record<string, number[]> = { "a\ud800b": [0x61, 0xed, 0xa0, 0x80, 0x62], "\udfff": [0xed, 0xbf, 0xbf] };
 
 // ── the fixture every request is aimed at ─────────────────────────────────
-
-interface Fixture {
-  account: string;
-  receipt: string;
-  webhookId: string;
-  apiKeyId: string;
-  runId: string;
-  policy: Record<string, unknown>;
-  alertSettings: Record<string, unknown>;
-}
 
 async function ok(res: Promise<Res>, what: string): Promise<any> {
   const r = await res;
@@ -76,7 +68,7 @@ async function makeFixture(runId: string): Promise<Fixture> {
     "webhook",
   );
   const key = await ok(call("POST", "/v1/api-keys", { name: uid("uni-key"), role: "viewer" }), "key");
-  return {
+  const base = {
     account,
     receipt: receipt.receipt,
     webhookId: hook.id,
@@ -85,16 +77,12 @@ async function makeFixture(runId: string): Promise<Fixture> {
     policy: await ok(call("GET", "/v1/policy"), "policy"),
     alertSettings: await ok(call("GET", "/v1/alert-settings"), "alert settings"),
   };
+  const extra: Record<string, string> = {};
+  for (const area of AREAS) Object.assign(extra, await area.setup?.(base));
+  return { ...base, extra };
 }
 
 // ── a valid request for every operation ───────────────────────────────────
-
-interface Baseline {
-  /** Path parameters other than account_id (which is always the fixture's account). */
-  params?: Record<string, string>;
-  query?: Record<string, string>;
-  body?: Record<string, unknown>;
-}
 
 const past = () => new Date(Date.now() - 1000).toISOString();
 const future = (days: number) => new Date(Date.now() + days * 86_400_000).toISOString();
@@ -109,7 +97,7 @@ const reportScope = (f: Fixture) => ({
 });
 
 /** Keyed by "METHOD path" as /openapi.json spells them. Ids a request creates are fresh on each call. */
-const BASELINES: Record<string, (f: Fixture) => Baseline> = {
+const OWN_BASELINES: Record<string, (f: Fixture) => Baseline> = {
   "GET /v1/accounts": (f) => ({ query: { parent_id: f.account, after: "a", limit: "10" } }),
   "PUT /v1/accounts/{account_id}": () => ({
     body: {
@@ -221,6 +209,13 @@ const BASELINES: Record<string, (f: Fixture) => Baseline> = {
     query: { after: "0", limit: "10", actor: "admin-token:admin", action: "account.updated", target: f.account },
   }),
 };
+
+/** This file's rows and every area's (./baselines): an operation in /openapi.json without one fails the test. */
+const BASELINES: Record<string, (f: Fixture) => Baseline> = Object.assign(
+  {},
+  OWN_BASELINES,
+  ...AREAS.map((a) => a.rows),
+);
 
 // ── the string fields the document declares ───────────────────────────────
 
