@@ -209,17 +209,15 @@ export async function startLocalGate({ label, keep = false, healthTimeoutMs = 12
   }
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const child = startWranglerDev({
-    port,
-    persistTo,
-    envFile,
-    inspectorPort: await freePort(),
-    detached: true,
-    stdio: "pipe",
-  });
+  const inspectorPort = await freePort();
   const log = createWriteStream(logPath);
-  child.stdout?.pipe(log);
-  child.stderr?.pipe(log);
+  const spawnDev = () => {
+    const dev = startWranglerDev({ port, persistTo, envFile, inspectorPort, detached: true, stdio: "pipe" });
+    dev.stdout?.pipe(log, { end: false });
+    dev.stderr?.pipe(log, { end: false });
+    return dev;
+  };
+  let child = spawnDev();
   const killOnExit = () => signalGroup(child, "SIGKILL");
   process.once("exit", killOnExit);
   const stop = async () => {
@@ -235,5 +233,22 @@ export async function startLocalGate({ label, keep = false, healthTimeoutMs = 12
     await stop();
     throw new Error(`${e instanceof Error ? e.message : String(e)}\n--- wrangler output ---\n${tail}`);
   }
-  return { dir, url, adminToken, signing, signingJwks, child, stop };
+  /** Stops wrangler dev and starts it again on the same port and state (what a deploy or a crash does to a job in flight). */
+  const restart = async () => {
+    await stopWrangler(child);
+    child = spawnDev();
+    await waitForHealth(url, { child, timeoutMs: healthTimeoutMs });
+  };
+  return {
+    dir,
+    url,
+    adminToken,
+    signing,
+    signingJwks,
+    get child() {
+      return child;
+    },
+    stop,
+    restart,
+  };
 }
