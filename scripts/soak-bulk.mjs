@@ -123,7 +123,9 @@ try {
     if (s.status === 200) {
       status = s.json;
       const now = status.granted + status.skipped + status.failed;
-      console.log(`${elapsed()} granted ${status.granted} skipped ${status.skipped} failed ${status.failed} pending ${status.pending}`);
+      console.log(
+        `${elapsed()} granted ${status.granted} skipped ${status.skipped} failed ${status.failed} pending ${status.pending}`,
+      );
       if (status.status === "completed") break;
       if (now !== done) {
         done = now;
@@ -167,7 +169,10 @@ try {
   }
   check(row.entries === N, `D1: exactly ${N} grant entries with grant_id ${body.bulk_id} (got ${row.entries})`);
   check(row.accounts === N, `D1: on ${N} distinct accounts (got ${row.accounts})`);
-  check(row.credits === N * AMOUNT && row.odd === 0, `D1: each of ${AMOUNT} credits, ${N * AMOUNT} in all (got ${row.credits})`);
+  check(
+    row.credits === N * AMOUNT && row.odd === 0,
+    `D1: each of ${AMOUNT} credits, ${N * AMOUNT} in all (got ${row.credits})`,
+  );
 
   let wrong = 0;
   for (let i = 0; i < SAMPLE; i++) {
