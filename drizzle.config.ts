@@ -2,6 +2,12 @@ import { defineConfig } from "drizzle-kit";
 
 export default defineConfig({
   dialect: "sqlite",
-  schema: ["./src/db/schema.ts", "./src/db/schema-finance.ts"],
+  schema: [
+    "./src/db/schema.ts",
+    "./src/db/schema-finance.ts",
+    "./src/db/schema-transfers.ts",
+    "./src/db/schema-meters.ts",
+    "./src/db/schema-approvals.ts",
+  ],
   out: "./migrations",
 });

@@ -12,6 +12,8 @@
  *   receipts.hot    admitted requests/s, one hot account, receipts of 100 (ReceiptWallet +
  *                   ReceiptVerifier in process; one gate call per 100 requests)
  *   debit.many      debits/s over C accounts, one in flight each
+ *   usage.batch     usage events/s, one account, batches of 1 000 (POST /v1/usage, one in flight):
+ *                   one Durable Object call per batch; p50 of a batch's round trip
  * Prints a table and one line `BENCH_JSON {...}`.
  *
  * Env: BENCH_SECONDS (default 5) per timed scenario, BENCH_CONCURRENCY (default 16).
@@ -94,6 +96,82 @@ async function benchVerify(signing) {
   return { cold: coldRun.perSecond, warm: warmRun.perSecond };
 }
 
+/** Batches of USAGE_BATCH events on one account, one at a time, for SECONDS; the ledger is checked after. */
+const USAGE_BATCH = 1000;
+async function benchUsage(url, token, admin) {
+  const account = `bench-usage-${Date.now()}`;
+  await admin.createGrant(account, { amount: BIG, type: "purchased" });
+  const batchMs = [];
+  const run = await timed(SECONDS, async (n) => {
+    const events = Array.from({ length: USAGE_BATCH }, (_, i) => ({
+      event_id: `u-${n}-${i}`,
+      account_id: account,
+      amount: 1,
+    }));
+    const t0 = performance.now();
+    const res = await fetch(`${url}/v1/usage`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: JSON.stringify({ events }),
+    });
+    const body = await res.json();
+    batchMs.push(performance.now() - t0);
+    const refused = res.status === 200 ? body.results.filter((r) => r.status !== 200).length : USAGE_BATCH;
+    if (refused > 0) throw new Error(`usage bench: ${refused} events refused (${res.status})`);
+  });
+  const balance = await admin.getBalance(account);
+  if (BIG - balance.available !== run.ops * USAGE_BATCH) {
+    throw new Error(`usage bench: ledger disagrees (${run.ops} batches, available ${balance.available})`);
+  }
+  batchMs.sort((a, b) => a - b);
+  return { eventsPerSecond: run.perSecond * USAGE_BATCH, p50Ms: pct(batchMs, 50) };
+}
+
+/**
+ * A child with a budget and no lots of its own: every debit of 1 draws its
+ * shortfall from the parent (a second Durable Object) before it is applied.
+ * Sequential, like the plain latency run; the ledgers are checked after.
+ */
+async function benchBudgetDraw(url, adminToken, admin, client) {
+  const call = async (method, path, body) => {
+    const res = await fetch(`${url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    if (res.status >= 300) throw new Error(`budget bench: ${method} ${path} ${res.status} ${await res.text()}`);
+    return res.json();
+  };
+  const parent = `bench-org-${Date.now()}`;
+  const child = `${parent}-dept`;
+  await admin.createGrant(parent, { amount: BIG, type: "purchased" });
+  // The parent must reach the D1 directory (its outbox) before a child can name it.
+  for (let i = 0; ; i++) {
+    const res = await fetch(`${url}/v1/accounts/${child}`, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
+      body: JSON.stringify({ parent_id: parent }),
+    });
+    if (res.status < 300) break;
+    if (i > 100) throw new Error(`budget bench: child not created: ${res.status} ${await res.text()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await call("PUT", `/v1/accounts/${child}/budget`, { period: "month", limit: BIG });
+  for (let i = 0; i < 20; i++) await client.debit(child, { amount: 1 }); // warm up
+  const lat = [];
+  for (let i = 0; i < 300; i++) {
+    const t0 = performance.now();
+    await client.debit(child, { amount: 1 });
+    lat.push(performance.now() - t0);
+  }
+  const [p, c] = [await admin.getBalance(parent), await admin.getBalance(child)];
+  if (BIG - p.available !== 320 || c.available !== 0) {
+    throw new Error(`budget bench: ledgers disagree (parent ${p.available}, child ${c.available})`);
+  }
+  lat.sort((a, b) => a - b);
+  return { p50: pct(lat, 50), p99: pct(lat, 99) };
+}
+
 async function main() {
   console.log("Starting a private wrangler dev…");
   const gate = await startLocalGate({ label: "bench" });
@@ -122,6 +200,11 @@ async function main() {
     results.debit_p50_ms = round(pct(lat, 50), 2);
     results.debit_p99_ms = round(pct(lat, 99), 2);
 
+    console.log("debit latency of a budgeted child that draws each debit from its parent…");
+    const draw = await benchBudgetDraw(gate.url, gate.adminToken, admin, client);
+    results.debit_drawing_p50_ms = round(draw.p50, 2);
+    results.debit_drawing_p99_ms = round(draw.p99, 2);
+
     console.log(`one hot account, a debit per request (${CONCURRENCY} in flight)…`);
     const hot = `bench-hot-${Date.now()}`;
     await admin.createGrant(hot, { amount: BIG, type: "purchased" });
@@ -130,6 +213,11 @@ async function main() {
       return true;
     });
     results.debit_hot_admitted_per_s = round(debitHot.perSecond);
+
+    console.log("one account, batches of 1 000 usage events, one batch in flight…");
+    const usage = await benchUsage(gate.url, gatewayKey, admin);
+    results.usage_batch_events_per_s = round(usage.eventsPerSecond);
+    results.usage_batch_p50_ms = round(usage.p50Ms, 1);
 
     console.log(`one hot account, receipts of 100 (${CONCURRENCY} in flight)…`);
     const hotR = `bench-rcpt-${Date.now()}`;
@@ -174,6 +262,10 @@ async function main() {
       ["offline receipt admissions/s, one core (token already verified)", results.verify_warm_per_s],
       ["debit latency p50 / p99 (ms), one account, sequential", `${results.debit_p50_ms} / ${results.debit_p99_ms}`],
       [
+        "debit latency p50 / p99 (ms), budgeted child drawing from its parent",
+        `${results.debit_drawing_p50_ms} / ${results.debit_drawing_p99_ms}`,
+      ],
+      [
         `admitted req/s, one hot account, debit per request (${CONCURRENCY} in flight)`,
         results.debit_hot_admitted_per_s,
       ],
@@ -182,6 +274,10 @@ async function main() {
         results.receipts_hot_admitted_per_s,
       ],
       [`debits/s, ${CONCURRENCY} accounts`, results.debit_many_per_s],
+      [
+        "usage events/s, one account, batches of 1 000 (p50 ms per batch)",
+        `${results.usage_batch_events_per_s} (${results.usage_batch_p50_ms})`,
+      ],
     ];
     const width = Math.max(...rows.map((r) => r[0].length));
     console.log(`\n${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, ${machine.os}; local wrangler dev`);

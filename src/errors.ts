@@ -24,9 +24,11 @@ export const ERROR_CODES = [
   "hold_closed",
   "receipt_settled",
   "grant_closed",
+  "approval_closed",
   "payload_too_large",
   "unsupported_media_type",
   "velocity_limit",
+  "clock_skew",
   "internal_error",
   "overloaded",
 ] as const;
@@ -37,6 +39,7 @@ export function statusOf(code: ErrorCode): 400 | 401 | 402 | 403 | 404 | 409 | 4
     case "invalid_request":
     case "invalid_json":
     case "invalid_amount":
+    case "clock_skew":
       return 400;
     case "unauthorized":
     case "invalid_receipt":
@@ -59,6 +62,7 @@ export function statusOf(code: ErrorCode): 400 | 401 | 402 | 403 | 404 | 409 | 4
     case "hold_closed":
     case "receipt_settled":
     case "grant_closed":
+    case "approval_closed":
       return 409;
     case "payload_too_large":
       return 413;
@@ -94,9 +98,11 @@ const TITLES: Record<ErrorCode, string> = {
   hold_closed: "Hold already closed",
   receipt_settled: "Receipt already settled",
   grant_closed: "Grant closed",
+  approval_closed: "Approval already decided",
   payload_too_large: "Payload too large",
   unsupported_media_type: "Unsupported media type",
   velocity_limit: "Velocity limit exceeded",
+  clock_skew: "Event time ahead of the account's clock",
   internal_error: "Internal error",
   overloaded: "Overloaded",
 };

@@ -8,18 +8,30 @@
 import { DurableObject } from "cloudflare:workers";
 import { loadGlobalPolicy } from "../db/settings";
 import { type DoSnapshot, type InvoiceLine, type Policy, planExpire, totalsOf } from "../ledger";
+import type { Budget } from "../ledger/budget";
 import { log } from "../log";
 import { dispatchAlerts } from "../webhooks/dispatch";
 import { AlarmKeeper } from "./alarm";
 import * as billing from "./billing";
+import { BudgetDesk } from "./budget";
 import { AccountCore } from "./core";
 import * as holdOps from "./hold-ops";
 import { OUTBOX_DELAY_MS, OutboxCourier } from "./outbox";
 import * as reads from "./reads";
 import { nextDeadline } from "./records";
+import * as rollup from "./rollup";
 import { migrate } from "./schema";
 import * as statements from "./statement";
 import { pruneIdempotency } from "./storage";
+import { ledgerStub } from "./stub";
+import {
+  type InboundAnswer,
+  type InboundRequest,
+  type SendCommand,
+  TransferDesk,
+  type TransferFaults,
+  type TransferPeer,
+} from "./transfers";
 import type {
   AccountInput,
   AccountRecord,
@@ -31,6 +43,7 @@ import type {
   Outcome,
   PolicyPatch,
 } from "./types";
+import * as usage from "./usage";
 import * as writes from "./writes";
 
 /** Idempotency records are kept this long (docs/api.md: at least 30 days), then pruned by the alarm. */
@@ -46,6 +59,9 @@ export class AccountLedger extends DurableObject<Env> {
   /** Test seam: the outbox ships here; tests swap in a failing D1. */
   d1: D1Database;
   private readonly courier: OutboxCourier;
+  /** Transfers this account sends or receives, and its budget draws (transfers.ts, budget.ts). */
+  private readonly transfers: TransferDesk;
+  private readonly budgets: BudgetDesk;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -67,6 +83,11 @@ export class AccountLedger extends DurableObject<Env> {
       accountId: this.core.account?.account_id ?? null,
       onAlerts: (ids) => dispatchAlerts(this.d1, env.WEBHOOK_QUEUE, { ids }),
     }));
+    const transact = (write: () => void) => ctx.storage.transactionSync(write);
+    const peer = (accountId: string) => ledgerStub(env, accountId) as unknown as TransferPeer;
+    const wake = (atMs: number) => this.alarms.request(atMs - this.clock.offsetMs);
+    this.transfers = new TransferDesk(this.core, transact, peer, wake);
+    this.budgets = new BudgetDesk(this.core, transact, peer, wake);
   }
 
   /** Test seam: tests move this account's clock with runInDurableObject. */
@@ -141,12 +162,17 @@ export class AccountLedger extends DurableObject<Env> {
     return writes.voidGrant(this.core, ctx, grantId, reason);
   }
 
-  debit(ctx: OpContext, req: DebitRequest, idem: Idempotency): Outcome {
-    return writes.debit(this.core, ctx, req, idem);
+  debit(ctx: OpContext, req: DebitRequest, idem: Idempotency): Outcome | Promise<Outcome> {
+    const out = writes.debit(this.core, ctx, req, idem);
+    // A budgeted child short of credits draws from its parent (budget.ts); every other debit stays synchronous.
+    if (!this.budgets.covers(out, req.unit)) return out;
+    return this.budgets.cover(ctx, req.unit, req.amount, out, () => writes.debit(this.core, ctx, req, idem));
   }
 
-  hold(ctx: OpContext, req: HoldRequest, idem: Idempotency, kind: "hold" | "receipt"): Outcome {
-    return holdOps.reserve(this.core, ctx, req, idem, kind);
+  hold(ctx: OpContext, req: HoldRequest, idem: Idempotency, kind: "hold" | "receipt"): Outcome | Promise<Outcome> {
+    const out = holdOps.reserve(this.core, ctx, req, idem, kind);
+    if (!this.budgets.covers(out, req.unit)) return out;
+    return this.budgets.cover(ctx, req.unit, req.amount, out, () => holdOps.reserve(this.core, ctx, req, idem, kind));
   }
 
   settleReceipt(ctx: OpContext, receiptId: string, used: number): Outcome {
@@ -178,6 +204,76 @@ export class AccountLedger extends DurableObject<Env> {
   /** Test seam: a throw injected inside a commit's transaction (runInDurableObject only). */
   get faults(): { beforeRecord?: () => void } {
     return this.core.faults;
+  }
+
+  // ── enterprise ──────────────────────────────────────────────────────────
+
+  /** This account's totals for a parent's roll-up balance (no lists). */
+  rollupPart(ctx: OpContext, unit: string): Outcome {
+    return rollup.rollupPart(this.core, ctx, unit);
+  }
+
+  // ── usage ───────────────────────────────────────────────────────────────
+
+  /** This account's events of a usage batch, in order: one debit each, one result each. */
+  recordUsage(ctx: OpContext, events: usage.UsageEvent[], maxSkewMs: number): ReturnType<typeof usage.applyUsage> {
+    return usage.applyUsage(this.core, ctx, events, maxSkewMs);
+  }
+
+  // ── transfers and budgets ───────────────────────────────────────────────
+
+  /** POST /v1/transfers from this account: prepare, apply on the destination, commit (transfers.ts). */
+  sendTransfer(ctx: OpContext, cmd: SendCommand): Promise<Outcome> {
+    return this.transfers.send(ctx, cmd);
+  }
+
+  getTransfer(transferId: string): Outcome {
+    return this.transfers.view(transferId);
+  }
+
+  /** The destination's step, idempotent by transfer id. */
+  applyTransfer(req: InboundRequest): InboundAnswer {
+    return this.transfers.applyInbound(req);
+  }
+
+  /** Recovery's question to the destination: applied, or refused for good from now on. */
+  settleInbound(transferId: string, from: string): InboundAnswer {
+    return this.transfers.settleInbound(transferId, from);
+  }
+
+  /** The cron's backstop (cron/transfers.ts): settles one open transfer now; "none" when never prepared here. */
+  async recoverTransfer(transferId: string): Promise<string> {
+    const accountId = this.core.account?.account_id;
+    if (accountId === undefined) return "none";
+    const ctx: OpContext = { accountId, actor: "system:transfer", requestId: "cron", globalPolicy: null };
+    return this.transfers.recoverOne(ctx, transferId);
+  }
+
+  /** A child's budget draw on this (parent) account, idempotent by draw id. */
+  giveDraw(ctx: OpContext, req: { transferId: string; to: string; unit: string; amount: number }): InboundAnswer {
+    return this.transfers.giveDraw(ctx, req);
+  }
+
+  putBudget(accountId: string, budget: Budget): Outcome {
+    return this.budgets.put(accountId, budget);
+  }
+
+  getBudget(accountId: string): Outcome {
+    return this.budgets.get(accountId);
+  }
+
+  deleteBudget(accountId: string): Outcome {
+    return this.budgets.remove(accountId);
+  }
+
+  /** Test seam: a throw after a parent gave a draw, before this child applied it. */
+  get budgetFaults(): { afterGive?: () => void } {
+    return this.budgets.faults;
+  }
+
+  /** Test seam: throws injected at each step of a transfer (runInDurableObject only). */
+  get transferFaults(): TransferFaults {
+    return this.transfers.faults;
   }
 
   // ── jobs ────────────────────────────────────────────────────────────────
@@ -228,6 +324,12 @@ export class AccountLedger extends DurableObject<Env> {
         IDEMPOTENCY_PRUNE_BATCH,
       );
       if (pruned === IDEMPOTENCY_PRUNE_BATCH) wants.push(this.core.now() + 1000);
+    });
+    await this.step("transfers", wants, async () => {
+      const accountId = this.core.account?.account_id;
+      if (accountId === undefined) return;
+      const ctx: OpContext = { accountId, actor: "system:transfer", requestId: "alarm", globalPolicy: null };
+      wants.push(await this.transfers.recover(ctx), await this.budgets.recover(ctx));
     });
     const nowMs = this.core.now();
     wants.push(nextDeadline(this.core.lots.values(), this.core.openHolds.values(), nowMs));

@@ -21,10 +21,12 @@ import {
   raiseAlerts,
   sealEntries,
 } from "../ledger";
+import type { VelocityTally } from "../ledger/velocity";
 import { log } from "../log";
 import { accountRecord, earliestDeadline, indexChanged } from "./records";
 import * as store from "./storage";
 import type { AccountRecord, Idempotency, Json, OpContext, Outcome } from "./types";
+import { VelocityBook } from "./velocity";
 import { answer, refuse } from "./views";
 
 export type Scope =
@@ -47,6 +49,8 @@ export interface Mutation {
   entries: EntryDraft[];
   debit?: store.Change["debit"];
   invoice?: store.Change["invoice"];
+  /** What this draw adds to the velocity windows (velocity.ts); written in the same transaction. */
+  velocity?: VelocityTally | undefined;
 }
 
 export interface Remember {
@@ -82,6 +86,8 @@ export class AccountCore {
   readonly clock = { offsetMs: 0 };
   /** Test seam (reachable only through runInDurableObject): a throw injected inside a commit's transaction. */
   readonly faults: { beforeRecord?: () => void } = {};
+  /** Velocity buckets of the units with a limit (velocity.ts). */
+  readonly velocity: VelocityBook;
 
   constructor(
     readonly sql: SqlStorage,
@@ -89,6 +95,7 @@ export class AccountCore {
     /** Called after every commit with the time the outbox should ship. */
     private readonly committed: (shipAtMs: number) => void,
   ) {
+    this.velocity = new VelocityBook(sql);
     for (const lot of store.readLots(sql)) this.lots.set(lot.grantId, lot);
     for (const hold of store.readOpenHolds(sql)) this.openHolds.set(hold.holdId, hold);
     this.holdDeadlineMs = earliestDeadline(this.openHolds.values());
@@ -229,7 +236,11 @@ export class AccountCore {
         .map((lot) => ({ account_id: accountId, ...grantView(lot, nowMs) })),
       idempotency: remember ? { ...remember.idem, scope: remember.scope, status: remember.status, body } : null,
     };
-    this.transact(() => store.writeChange(this.sql, change, nowMs));
+    this.transact(() => {
+      store.writeChange(this.sql, change, nowMs);
+      if (m.velocity) this.velocity.write(m.velocity);
+    });
+    if (m.velocity) this.velocity.applied(m.velocity);
     if (created) this.account = created;
     for (const lot of lots) this.lots.set(lot.grantId, lot);
     if (m.holds?.length) {

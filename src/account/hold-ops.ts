@@ -1,9 +1,10 @@
 /** Holds and receipts on one account: reserve, capture or release, settle. */
-import { type Hold, planCloseHold, planReserve } from "../ledger";
+import { type Hold, planCloseHold, planReserve, withRating } from "../ledger";
 import { type AccountCore, POLICY_UNKNOWN, type Scope } from "./core";
 import { openHold } from "./records";
 import { holdRecorded, readHold, readIdempotency } from "./storage";
 import type { HoldRequest, Idempotency, OpContext, Outcome } from "./types";
+import { velocityGate } from "./velocity";
 import {
   answer,
   balanceJson,
@@ -40,9 +41,17 @@ export function reserve(
   const planned = planReserve(core.lots.values(), draw, policy, nowMs, kind);
   if (!planned.ok) return refuse(fromLedgerError(planned.error));
   const { applied } = planned.value;
+  const velocity = velocityGate(core, req.unit, req.amount, nowMs);
+  if (velocity.refused) return velocity.refused;
   const hold = openHold(req, kind, applied, nowMs);
   return core.commit(
-    { ctx, lots: planned.value.lots, holds: [hold], entries: planned.value.entries },
+    {
+      ctx,
+      lots: planned.value.lots,
+      holds: [hold],
+      entries: withRating(planned.value.entries, req.rating),
+      velocity: velocity.tally,
+    },
     nowMs,
     (lots) => reserveBody(req, hold, applied, balanceJson(ctx.accountId, req.unit, nowMs, lots.values())),
     { scope: kind, idem, status: 201 },

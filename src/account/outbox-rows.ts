@@ -143,7 +143,20 @@ const INSERT_SQL: Record<Topic, string> = {
 
 function entryRow(e: Entry): unknown[] {
   const fields = e as unknown as Record<string, unknown>;
-  return ENTRY_COLUMNS.map((c) => (c.endsWith("_at_ms") ? ms(fields[c.slice(0, -3)]) : (fields[c] ?? null)));
+  // The `rating` and `conversion` members travel flat, as D1's rating_* and conversion_* columns (null when absent).
+  const rating: Record<string, unknown> = {
+    rating_meter: e.rating?.meter,
+    rating_quantity: e.rating?.quantity,
+    rating_price_version: e.rating?.price_version,
+    conversion_to_unit: e.conversion?.to_unit,
+    conversion_numerator: e.conversion?.numerator,
+    conversion_denominator: e.conversion?.denominator,
+  };
+  return ENTRY_COLUMNS.map((c) => {
+    if (c.endsWith("_at_ms")) return ms(fields[c.slice(0, -3)]);
+    if (c.startsWith("rating_") || c.startsWith("conversion_")) return rating[c] ?? null;
+    return fields[c] ?? null;
+  });
 }
 
 function accountRow(a: Record<string, unknown>): unknown[] {

@@ -16,6 +16,7 @@ import {
   lotsAsOf,
   mergeOverrides,
   type Policy,
+  ratingView,
 } from "../ledger";
 import { type AccountCore, POLICY_UNKNOWN } from "./core";
 import { getHold } from "./hold-ops";
@@ -150,6 +151,8 @@ export function getDebit(core: AccountCore, accountId: string, debitId: string):
     debit_id: d.debitId,
     amount: d.amount,
     unit: d.unit,
+    // A metered debit's entries all carry its rating: the first says it.
+    ...ratingView(entries[0]?.rating),
     metadata: d.metadata,
     ...appliedView(applied, DEBIT_APPLIED_MAX),
     txn_id: d.txnId,

@@ -24,9 +24,16 @@ export function accountRecord(
     verified: input.verified ?? prev?.verified ?? false,
     metadata: input.metadata !== undefined ? input.metadata : (prev?.metadata ?? null),
     low_balance: input.low_balance !== undefined ? input.low_balance : (prev?.low_balance ?? null),
+    ...velocityOf(prev, input),
     created_at: prev?.created_at ?? iso(nowMs),
     updated_at: iso(nowMs),
   };
+}
+
+/** `velocity` as the record keeps it: present only when some unit has a limit. */
+function velocityOf(prev: AccountRecord | null, input: AccountInput): Pick<AccountRecord, "velocity"> {
+  const velocity = input.velocity !== undefined ? input.velocity : prev?.velocity;
+  return velocity && Object.keys(velocity).length > 0 ? { velocity } : {};
 }
 
 /** The open hold a reservation creates over the lots it drew from. */

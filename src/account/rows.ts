@@ -165,14 +165,40 @@ export function entryFromRow(accountId: string, r: Row): Entry {
     recorded_at: iso(int(r.recorded_at_ms ?? null)),
     prev_hash: str(r.prev_hash ?? null),
     hash: str(r.hash ?? null),
+    ...ratingFromRow(r),
+    ...conversionFromRow(r),
+  };
+}
+
+/** The `conversion` member when a converting debit drew this entry from another unit's lot; else nothing. */
+function conversionFromRow(r: Row): Pick<Entry, "conversion"> {
+  const toUnit = strOrNull(r.conversion_to_unit ?? null);
+  if (toUnit === null) return {};
+  return {
+    conversion: {
+      to_unit: toUnit,
+      numerator: int(r.conversion_numerator ?? null),
+      denominator: int(r.conversion_denominator ?? null),
+    },
+  };
+}
+
+/** The `rating` member when the entry was metered; nothing at all otherwise (it is hashed only when present). */
+function ratingFromRow(r: Row): Pick<Entry, "rating"> {
+  const meter = strOrNull(r.rating_meter ?? null);
+  if (meter === null) return {};
+  return {
+    rating: { meter, quantity: int(r.rating_quantity ?? null), price_version: int(r.rating_price_version ?? null) },
   };
 }
 
 export function writeEntry(sql: SqlStorage, e: Entry): void {
   sql.exec(
     `INSERT INTO entries (seq, entry_id, txn_id, kind, unit, amount, held_delta, grant_id, credit_type,
-      ref, actor, reason, effective_at_ms, recorded_at_ms, prev_hash, hash)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ref, actor, reason, effective_at_ms, recorded_at_ms, prev_hash, hash,
+      rating_meter, rating_quantity, rating_price_version,
+      conversion_to_unit, conversion_numerator, conversion_denominator)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     e.seq,
     e.entry_id,
     e.txn_id,
@@ -189,5 +215,11 @@ export function writeEntry(sql: SqlStorage, e: Entry): void {
     Date.parse(e.recorded_at),
     e.prev_hash,
     e.hash,
+    e.rating?.meter ?? null,
+    e.rating?.quantity ?? null,
+    e.rating?.price_version ?? null,
+    e.conversion?.to_unit ?? null,
+    e.conversion?.numerator ?? null,
+    e.conversion?.denominator ?? null,
   );
 }

@@ -64,6 +64,29 @@ export const SCHEMA = [
     scope TEXT NOT NULL, key TEXT NOT NULL, body_hash TEXT NOT NULL, status INTEGER NOT NULL,
     response TEXT NOT NULL, created_at_ms INTEGER NOT NULL, PRIMARY KEY (scope, key))`,
   `CREATE INDEX IF NOT EXISTS idempotency_by_age ON idempotency (created_at_ms)`,
+  // Velocity: credits consumed or reserved per unit and minute (account/velocity.ts); at most
+  // VELOCITY_BUCKETS_KEPT (1 440) rows per unit with a limit, older ones pruned by the next count.
+  `CREATE TABLE IF NOT EXISTS velocity_buckets (
+    unit TEXT NOT NULL, minute INTEGER NOT NULL, amount INTEGER NOT NULL, PRIMARY KEY (unit, minute)) WITHOUT ROWID`,
+  // Transfers: what this account sent (kind transfer, it coordinates) or gave a child's budget draw
+  // (kind draw), with the slices (≤ MAX_TRANSFER_SLICES) that left its lots (account/transfers.ts).
+  `CREATE TABLE IF NOT EXISTS transfers_out (
+    transfer_id TEXT PRIMARY KEY, kind TEXT NOT NULL, to_account TEXT NOT NULL, unit TEXT NOT NULL,
+    amount INTEGER NOT NULL, body_hash TEXT NOT NULL, state TEXT NOT NULL, slices TEXT NOT NULL, reason TEXT,
+    actor TEXT NOT NULL, response TEXT, problem TEXT, created_at_ms INTEGER NOT NULL, updated_at_ms INTEGER NOT NULL)`,
+  `CREATE INDEX IF NOT EXISTS transfers_out_open ON transfers_out (state, updated_at_ms)`,
+  // Transfers received: applied, or refused for good (a refusal recovery asked for is never undone).
+  `CREATE TABLE IF NOT EXISTS transfers_in (
+    transfer_id TEXT PRIMARY KEY, from_account TEXT NOT NULL, state TEXT NOT NULL, unit TEXT NOT NULL,
+    amount INTEGER NOT NULL, problem TEXT, created_at_ms INTEGER NOT NULL)`,
+  // A child's draws from its parent (account/budget.ts) and what they used of each budget period.
+  `CREATE TABLE IF NOT EXISTS budget_draws (
+    transfer_id TEXT PRIMARY KEY, parent_id TEXT NOT NULL, unit TEXT NOT NULL, amount INTEGER NOT NULL,
+    state TEXT NOT NULL, period_start_ms INTEGER NOT NULL, created_at_ms INTEGER NOT NULL,
+    updated_at_ms INTEGER NOT NULL)`,
+  `CREATE INDEX IF NOT EXISTS budget_draws_open ON budget_draws (state, updated_at_ms)`,
+  `CREATE TABLE IF NOT EXISTS budget_usage (
+    unit TEXT NOT NULL, period_start_ms INTEGER NOT NULL, used INTEGER NOT NULL, PRIMARY KEY (unit, period_start_ms))`,
 ];
 
 /** Entries read per step of the one-time lot-mark backfill. */
@@ -79,6 +102,14 @@ export function migrate(sql: SqlStorage): void {
   addColumn(sql, "outbox", "txn", "TEXT NOT NULL DEFAULT ''");
   addColumn(sql, "lots", "cost_basis_tax_amount", "INTEGER");
   addColumn(sql, "lots", "cost_basis_tax_jurisdiction", "TEXT");
+  // An entry's `rating` member (metered draws, src/ledger/meter.ts): all three null when absent.
+  addColumn(sql, "entries", "rating_meter", "TEXT");
+  addColumn(sql, "entries", "rating_quantity", "INTEGER");
+  addColumn(sql, "entries", "rating_price_version", "INTEGER");
+  // An entry's `conversion` member (drawn from another unit's lot, src/ledger/convert.ts): null when absent.
+  addColumn(sql, "entries", "conversion_to_unit", "TEXT");
+  addColumn(sql, "entries", "conversion_numerator", "INTEGER");
+  addColumn(sql, "entries", "conversion_denominator", "INTEGER");
   const marked = sql.exec("SELECT 1 FROM lot_marks LIMIT 1").toArray().length > 0;
   const entries = sql.exec("SELECT 1 FROM entries WHERE grant_id IS NOT NULL LIMIT 1").toArray().length > 0;
   if (!marked && entries) backfillMarks(sql);

@@ -1,6 +1,7 @@
 /** The AccountLedger's RPC surface: what the gateway sends and gets back. */
 import type { Problem } from "../errors";
-import type { GrantCommand, Policy, PolicyOverrides } from "../ledger";
+import type { ConversionSource, EntryRating, GrantCommand, Policy, PolicyOverrides } from "../ledger";
+import type { VelocityLimits } from "../ledger/velocity";
 
 /** Who asks and under which global policy; every mutation carries one. */
 export interface OpContext {
@@ -38,6 +39,8 @@ export interface AccountInput {
   verified?: boolean;
   metadata?: Record<string, string> | null;
   low_balance?: Record<string, number> | null;
+  /** Velocity limits per unit; replaces them all, null (or {}) removes them. */
+  velocity?: Record<string, VelocityLimits> | null;
 }
 
 export interface AccountRecord {
@@ -47,6 +50,8 @@ export interface AccountRecord {
   verified: boolean;
   metadata: Record<string, string> | null;
   low_balance: Record<string, number> | null;
+  /** Present only while the account has velocity limits (records written before them have none). */
+  velocity?: Record<string, VelocityLimits>;
   created_at: string;
   updated_at: string;
 }
@@ -57,9 +62,19 @@ export interface DrawRequest {
   id: string;
   unit: string;
   amount: number;
+  /** Metered requests only: what priced `amount` (the gateway rated it); recorded on the entries. */
+  rating?: EntryRating;
 }
 
 export interface DebitRequest extends DrawRequest {
+  /**
+   * `convert: true` only: every rate into `unit` the gateway knows (1 `unit` of
+   * the source = n/d of this one); the account draws from those its policy's
+   * `convert_from` lists, in that order, once `unit` is spent.
+   */
+  conversions?: ConversionSource[];
+  /** Usage events only: the client's time of use, written as the entries' effective_at. */
+  occurredAtMs?: number;
   /** Kept with the debit and served by GET …/debits/{debit_id}. */
   metadata: Record<string, string> | null;
 }

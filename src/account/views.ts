@@ -9,11 +9,13 @@ import {
   appliedView,
   balanceOf,
   balanceView,
+  type EntryRating,
   grantView,
   type Hold,
   iso,
   type LedgerError,
   type Lot,
+  ratingView,
   WRITE_APPLIED_MAX,
   WRITE_RESPONSE_LIST_MAX,
 } from "../ledger";
@@ -64,7 +66,7 @@ export function grantBody(accountId: string, lot: Lot, unit: string, nowMs: numb
 
 export function debitBody(
   accountId: string,
-  req: { id: string; unit: string; amount: number },
+  req: { id: string; unit: string; amount: number; rating?: EntryRating },
   applied: Applied[],
   nowMs: number,
   lots: ReadonlyMap<string, Lot>,
@@ -73,6 +75,7 @@ export function debitBody(
     debit_id: req.id,
     amount: req.amount,
     unit: req.unit,
+    ...ratingView(req.rating),
     ...appliedView(applied, WRITE_APPLIED_MAX),
     balance: balanceJson(accountId, req.unit, nowMs, lots.values()),
   };
@@ -86,6 +89,7 @@ export function reserveBody(req: HoldRequest, hold: Hold, applied: Applied[], ba
         receipt: req.receipt.token,
         amount: req.amount,
         unit: req.unit,
+        ...ratingView(req.rating),
         expires_at: iso(req.receipt.expiresAtMs),
         ...appliedView(applied, WRITE_APPLIED_MAX),
         balance,
@@ -94,6 +98,7 @@ export function reserveBody(req: HoldRequest, hold: Hold, applied: Applied[], ba
         hold_id: req.id,
         amount: req.amount,
         unit: req.unit,
+        ...ratingView(req.rating),
         status: "open",
         expires_at: iso(hold.expiresAtMs),
         ...appliedView(applied, WRITE_APPLIED_MAX),

@@ -1,9 +1,10 @@
 /** Grants, voids and debits on one account: each loads from the core, asks src/ledger, commits once. */
-import { planDebit, planGrant, planVoid } from "../ledger";
+import { convertedView, planDebitMaybeConverting, planGrant, planVoid, WRITE_APPLIED_MAX, withRating } from "../ledger";
 import { type AccountCore, POLICY_UNKNOWN } from "./core";
 import { accountRecord } from "./records";
 import { readDebit } from "./storage";
 import type { AccountInput, DebitRequest, GrantRequest, Idempotency, OpContext, Outcome } from "./types";
+import { velocityGate } from "./velocity";
 import { answer, debitBody, fromLedgerError, grantBody, missingAccount, refuse } from "./views";
 
 /** Creates or updates the account; fields given replace, fields omitted are kept. */
@@ -13,6 +14,7 @@ export function upsertAccount(core: AccountCore, accountId: string, input: Accou
   const next = accountRecord(core.account, accountId, input, nowMs);
   // A new threshold above the balance is a crossing too; one below re-arms.
   core.saveAccount(next, nowMs);
+  if (input.velocity !== undefined) core.velocity.keepOnly(Object.keys(next.velocity ?? {}));
   return answer(next, created ? 201 : 200);
 }
 
@@ -78,9 +80,16 @@ export function debit(core: AccountCore, ctx: OpContext, req: DebitRequest, idem
   if (policy === null || core.sweepDue(ctx) === null) return POLICY_UNKNOWN;
   const nowMs = core.now();
   const draw = { ref: req.id, unit: req.unit, amount: req.amount };
-  const planned = planDebit(core.lots.values(), draw, policy, nowMs);
+  // `convert: true` brings the rates into req.unit; the policy's convert_from picks and orders them.
+  const planned = planDebitMaybeConverting(core.lots.values(), draw, policy, nowMs, req.conversions);
   if (!planned.ok) return refuse(fromLedgerError(planned.error));
-  const { applied } = planned.value;
+  const { applied, converted } = planned.value;
+  const velocity = velocityGate(core, req.unit, req.amount, nowMs);
+  if (velocity.refused) return velocity.refused;
+  // A usage event's own time of use is its entries' effective_at; the DO clock stays their recorded_at.
+  const at = req.occurredAtMs;
+  const entries =
+    at === undefined ? planned.value.entries : planned.value.entries.map((e) => ({ ...e, effectiveAtMs: at }));
   const record = {
     debitId: req.id,
     unit: req.unit,
@@ -90,9 +99,18 @@ export function debit(core: AccountCore, ctx: OpContext, req: DebitRequest, idem
     createdAtMs: nowMs,
   };
   return core.commit(
-    { ctx, lots: planned.value.lots, entries: planned.value.entries, debit: record },
+    {
+      ctx,
+      lots: planned.value.lots,
+      entries: withRating(entries, req.rating),
+      debit: record,
+      velocity: velocity.tally,
+    },
     nowMs,
-    (lots) => debitBody(ctx.accountId, req, applied, nowMs, lots),
+    (lots) => ({
+      ...debitBody(ctx.accountId, req, applied, nowMs, lots),
+      ...convertedView(converted, WRITE_APPLIED_MAX),
+    }),
     { scope: "debit", idem, status: 200 },
   );
 }

@@ -1,11 +1,14 @@
 /** /v1/accounts (the D1 directory) and /v1/accounts/{account_id}: the account record and its balance. */
 import { z } from "@hono/zod-openapi";
 import { OUTBOX_DELAY_MS } from "../account/outbox";
+import type { Json } from "../account/types";
+import { MAX_VELOCITY_UNITS } from "../account/velocity";
 import { listAccounts } from "../db/accounts";
 import { ApiError } from "../errors";
+import { MAX_ACCOUNT_TOTAL } from "../ledger";
+import { MAX_DEPTH } from "../ledger/hierarchy";
 import { recordChange } from "./audit";
 import {
-  type AppContext,
   BALANCE_READERS,
   ledgerOf,
   opContext,
@@ -16,6 +19,7 @@ import {
   validBody,
   validQuery,
 } from "./context";
+import { checkParent, MAX_ROLLUP_ACCOUNTS, RollupSchema, rollupOf } from "./hierarchy";
 import { resource, route } from "./route";
 import {
   AccountIdParam,
@@ -30,12 +34,27 @@ import {
   Time,
   Unit,
 } from "./schemas";
+import { requireFiltersInScope, requireScopeKept } from "./scope";
 
 /**
  * Units an account may watch with a low-balance threshold: every write to the
  * account checks each of them against its balance, so the list stays short.
  */
 export const MAX_LOW_BALANCE_UNITS = 16;
+
+/**
+ * Velocity limits of one unit: the most that debits, holds, receipts and usage
+ * events may consume or reserve in a trailing minute, hour or day (counted in
+ * whole minutes by the account's Durable Object).
+ */
+export const VelocityLimitsSchema = z
+  .strictObject({
+    per_minute: z.number().int().min(1).max(MAX_ACCOUNT_TOTAL).optional(),
+    per_hour: z.number().int().min(1).max(MAX_ACCOUNT_TOTAL).optional(),
+    per_day: z.number().int().min(1).max(MAX_ACCOUNT_TOTAL).optional(),
+  })
+  .refine((l) => Object.keys(l).length > 0, "give at least one of per_minute, per_hour, per_day")
+  .openapi("VelocityLimits");
 
 export const AccountInputSchema = z
   .strictObject({
@@ -51,6 +70,15 @@ export const AccountInputSchema = z
       )
       .nullable()
       .optional(),
+    velocity: z
+      .record(Unit, VelocityLimitsSchema)
+      .refine(
+        (m) => Object.keys(m).length <= MAX_VELOCITY_UNITS,
+        `at most ${MAX_VELOCITY_UNITS} units have velocity limits`,
+      )
+      .nullable()
+      .optional()
+      .openapi({ description: "Limits per unit on credits consumed or reserved; replaces them all, null removes" }),
   })
   .openapi("AccountInput");
 
@@ -62,11 +90,20 @@ export const AccountSchema = z
     verified: z.boolean(),
     metadata: z.record(z.string(), z.string()).nullable(),
     low_balance: z.record(z.string(), z.number()).nullable(),
+    velocity: z
+      .record(z.string(), VelocityLimitsSchema)
+      .optional()
+      .openapi({ description: "Present while the account has velocity limits" }),
     created_at: z.string(),
     updated_at: z.string(),
   })
   .openapi("Account");
 
+/**
+ * How far the reports' parent_id filter walks down. New trees are at most
+ * MAX_DEPTH (src/ledger/hierarchy.ts) deep; this deeper walk still reaches
+ * accounts placed before that rule.
+ */
 export const MAX_PARENT_DEPTH = 32;
 
 /** GET /v1/accounts pages hold at most ACCOUNT_LIST_MAX accounts, DEFAULT_ACCOUNT_LIST_LIMIT when `limit` is absent. */
@@ -79,19 +116,14 @@ const AccountListQuery = z.strictObject({
   limit: Limit(ACCOUNT_LIST_MAX, DEFAULT_ACCOUNT_LIST_LIMIT),
 });
 
-/** parent_id must exist and may not make a cycle (walks up at most 32 levels). */
-async function checkParent(c: AppContext, accountId: string, parentId: string): Promise<void> {
-  let current: string | null = parentId;
-  for (let depth = 0; current !== null; depth++) {
-    if (current === accountId) throw new ApiError("invalid_request", "parent_id would make a cycle");
-    if (depth >= MAX_PARENT_DEPTH)
-      throw new ApiError("invalid_request", `account trees are limited to ${MAX_PARENT_DEPTH} levels`);
-    const parent = await ledgerOf(c, current).getAccount();
-    if (!parent) throw new ApiError("account_not_found", `parent account ${current} does not exist`);
-    current = parent.parent_id;
-  }
-  c.set("accountId", accountId);
-}
+/** A children page holds at most CHILDREN_PAGE_MAX accounts, DEFAULT_CHILDREN_LIMIT when `limit` is absent. */
+export const CHILDREN_PAGE_MAX = 1000;
+export const DEFAULT_CHILDREN_LIMIT = 100;
+
+const ChildrenQuery = z.strictObject({
+  after: Id.optional().openapi({ description: "The next_cursor of the previous page" }),
+  limit: Limit(CHILDREN_PAGE_MAX, DEFAULT_CHILDREN_LIMIT),
+});
 
 export const accounts = resource();
 
@@ -116,6 +148,7 @@ route(
   async (c) => {
     requireRole(c, READERS);
     const q = validQuery(c, AccountListQuery);
+    await requireFiltersInScope(c, [q.parent_id]);
     const page = await listAccounts(c.env.DB, {
       parentId: q.parent_id ?? null,
       after: q.after ?? null,
@@ -144,6 +177,7 @@ route(
     const accountId = pathId(c, "account_id");
     const input = validBody(c, AccountInputSchema);
     if (input.parent_id) await checkParent(c, accountId, input.parent_id);
+    if (input.parent_id === null) requireScopeKept(c, accountId);
     const stub = ledgerOf(c, accountId);
     // Read for the audit row's `before`: a separate call, so a concurrent PUT
     // to the same account may land in between (its own row shows it).
@@ -181,7 +215,16 @@ route(
   },
 );
 
-const BalanceQuery = z.strictObject({ unit: Unit.default("credits"), as_of: Time.optional() });
+const BalanceQuery = z.strictObject({
+  unit: Unit.default("credits"),
+  as_of: Time.optional(),
+  rollup: z
+    .enum(["true", "false"])
+    .optional()
+    .openapi({
+      description: `true: add "rollup", the totals over the account and its descendants (at most ${MAX_ROLLUP_ACCOUNTS} accounts; not with as_of)`,
+    }),
+});
 
 route(
   accounts,
@@ -190,13 +233,53 @@ route(
     path: "/v1/accounts/{account_id}/balance",
     summary: "Balance of one unit, now or replayed as of a past time",
     request: { params: AccountIdParam, query: BalanceQuery },
-    responses: { 200: json(BalanceSchema), ...problems(400, 401, 404) },
+    responses: { 200: json(BalanceSchema.extend({ rollup: RollupSchema.optional() })), ...problems(400, 401, 404) },
   },
   async (c) => {
     requireRole(c, BALANCE_READERS);
     const accountId = pathId(c, "account_id");
     const q = validQuery(c, BalanceQuery);
     const asOfMs = q.as_of === undefined ? null : (parseTime(q.as_of) as number);
-    return send(c, await ledgerOf(c, accountId).balance(await opContext(c, accountId), q.unit, asOfMs));
+    if (q.rollup === "true" && asOfMs !== null) {
+      throw new ApiError("invalid_request", "rollup=true reads balances now; it cannot be combined with as_of");
+    }
+    const outcome = await ledgerOf(c, accountId).balance(await opContext(c, accountId), q.unit, asOfMs);
+    if (q.rollup !== "true" || !outcome.ok) return send(c, outcome);
+    const own = outcome.body as unknown as Parameters<typeof rollupOf>[3];
+    const rollup = await rollupOf(c, accountId, q.unit, own);
+    return send(c, {
+      ...outcome,
+      body: { ...(outcome.body as Record<string, Json>), rollup: rollup as unknown as Json },
+    });
+  },
+);
+
+route(
+  accounts,
+  {
+    method: "get",
+    path: "/v1/accounts/{account_id}/children",
+    summary: "The account's direct children, by id, cursor-paged",
+    description:
+      `Read from the D1 account directory (a moment behind each account's Durable Object). Trees are at most ${MAX_DEPTH} ` +
+      `levels deep below a root; a page holds at most ${CHILDREN_PAGE_MAX} children.`,
+    request: { params: AccountIdParam, query: ChildrenQuery },
+    responses: {
+      200: json(
+        z.object({ children: z.array(AccountSchema), next_cursor: z.string().nullable() }).openapi("AccountChildren"),
+      ),
+      ...problems(400, 401, 403, 404),
+    },
+  },
+  async (c) => {
+    requireRole(c, READERS);
+    const accountId = pathId(c, "account_id");
+    const q = validQuery(c, ChildrenQuery);
+    if ((await ledgerOf(c, accountId).getAccount()) === null) {
+      throw new ApiError("account_not_found", `account ${accountId} does not exist`);
+    }
+    const page = await listAccounts(c.env.DB, { parentId: accountId, after: q.after ?? null, limit: q.limit });
+    const last = page.accounts[page.accounts.length - 1];
+    return c.json({ children: page.accounts, next_cursor: page.more && last ? last.account_id : null });
   },
 );

@@ -7,6 +7,7 @@ import { recordChange } from "./audit";
 import { READERS, requireRole, validBody, validQuery } from "./context";
 import { resource, route } from "./route";
 import { Id, json, Limit, problems, TimeIdCursor, timeIdCursor } from "./schemas";
+import { requireFiltersInScope, requireUnscoped } from "./scope";
 
 export const AlertSchema = z
   .object({
@@ -57,6 +58,7 @@ route(
   async (c) => {
     requireRole(c, READERS);
     const q = validQuery(c, AlertQuery);
+    await requireFiltersInScope(c, [q.account_id]);
     const page = await listAlerts(c.env.DB, {
       type: q.type ?? null,
       accountId: q.account_id ?? null,
@@ -81,6 +83,7 @@ route(
   },
   async (c) => {
     requireRole(c, READERS);
+    requireUnscoped(c);
     return c.json(await loadAlertSettings(c.env.DB));
   },
 );
@@ -96,6 +99,7 @@ route(
   },
   async (c) => {
     requireRole(c, ["admin"]);
+    requireUnscoped(c);
     const patch = validBody(c, SettingsSchema.partial());
     const before = await loadAlertSettings(c.env.DB);
     const next = { ...before, ...patch };

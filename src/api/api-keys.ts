@@ -7,12 +7,17 @@ import { auditBy } from "./audit";
 import { pathId, ROLES, requireRole, validBody } from "./context";
 import { resource, route } from "./route";
 import { Id, json, problems, ShortText } from "./schemas";
+import { requireAccountExists, requireUnscoped } from "./scope";
 
 const KeyInput = z
   .strictObject({
     name: ShortText.min(1),
     role: z.enum(ROLES),
     max_grant_amount: z.number().int().min(1).max(MAX_AMOUNT).nullable().optional(),
+    max_transfer_amount: z.number().int().min(1).max(MAX_AMOUNT).nullable().optional(),
+    account_scope: Id.nullable()
+      .optional()
+      .openapi({ description: "Limit the key to this account and its descendants (must exist)" }),
   })
   .openapi("ApiKeyInput");
 
@@ -22,6 +27,8 @@ const KeySchema = z
     name: z.string(),
     role: z.enum(ROLES),
     max_grant_amount: z.number().int().nullable(),
+    account_scope: z.string().nullable(),
+    max_transfer_amount: z.number().int().nullable(),
     created_at: z.string(),
     revoked_at: z.string().nullable(),
   })
@@ -36,14 +43,23 @@ route(
     path: "/v1/api-keys",
     summary: "Create an API key; the key is shown once and stored hashed",
     request: { body: { content: { "application/json": { schema: KeyInput } }, required: true } },
-    responses: { 201: json(KeySchema.extend({ key: z.string() }), "Created"), ...problems(400, 401, 403) },
+    responses: { 201: json(KeySchema.extend({ key: z.string() }), "Created"), ...problems(400, 401, 403, 404) },
   },
   async (c) => {
     requireRole(c, ["admin"]);
+    requireUnscoped(c);
     const input = validBody(c, KeyInput);
+    const accountScope = input.account_scope ?? null;
+    if (accountScope !== null) await requireAccountExists(c, accountScope);
     const { key, token } = await createApiKey(
       c.env.DB,
-      { name: input.name, role: input.role, maxGrantAmount: input.max_grant_amount ?? null },
+      {
+        name: input.name,
+        role: input.role,
+        maxGrantAmount: input.max_grant_amount ?? null,
+        accountScope,
+        maxTransferAmount: input.max_transfer_amount ?? null,
+      },
       auditBy(c),
     );
     return c.json({ ...apiKeyView(key), key: token }, 201);
@@ -60,6 +76,7 @@ route(
   },
   async (c) => {
     requireRole(c, ["admin"]);
+    requireUnscoped(c);
     return c.json({ api_keys: (await listApiKeys(c.env.DB)).map(apiKeyView) });
   },
 );
@@ -75,6 +92,7 @@ route(
   },
   async (c) => {
     requireRole(c, ["admin"]);
+    requireUnscoped(c);
     const id = pathId(c, "id");
     const key = await revokeApiKey(c.env.DB, id, auditBy(c));
     if (!key) throw new ApiError("not_found", `API key ${id} does not exist`);

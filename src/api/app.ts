@@ -4,7 +4,9 @@ import { ApiError } from "../errors";
 import { accounts } from "./accounts";
 import { alerts } from "./alerts";
 import { apiKeys } from "./api-keys";
+import { approvals } from "./approvals";
 import { audit } from "./audit";
+import { budgets } from "./budgets";
 import { bulk } from "./bulk";
 import type { AppEnv } from "./context";
 import { debits } from "./debits";
@@ -13,12 +15,17 @@ import { grants } from "./grants";
 import { holds } from "./holds";
 import { invoices } from "./invoices";
 import { ledger } from "./ledger";
+import { meters } from "./meters";
 import { auth, bodyGuard, onError, requestId } from "./middleware";
 import { policy } from "./policy";
 import { receipts } from "./receipts";
 import { reconciliation } from "./reconciliation";
 import { reports } from "./reports";
+import { accountScope } from "./scope";
 import { statements } from "./statements";
+import { transfers } from "./transfers";
+import { units } from "./units";
+import { usage } from "./usage";
 import { webhooks } from "./webhooks";
 
 export const OPENAPI_INFO = {
@@ -37,6 +44,9 @@ export function buildApp(): OpenAPIHono<AppEnv> {
   app.get("/v1/health", (c) => c.json({ ok: true }));
   app.use("/v1/*", auth);
   app.use("/v1/*", bodyGuard);
+  // Account-scoped keys: every route on one account checks the scope here, once.
+  app.use("/v1/accounts/:account_id", accountScope);
+  app.use("/v1/accounts/:account_id/*", accountScope);
 
   // receipts also serves /.well-known/jwks.json, outside the /v1 auth.
   for (const sub of [
@@ -56,6 +66,12 @@ export function buildApp(): OpenAPIHono<AppEnv> {
     reconciliation,
     audit,
     reports,
+    transfers,
+    budgets,
+    approvals,
+    units,
+    meters,
+    usage,
   ])
     app.route("/", sub);
 

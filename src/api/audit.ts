@@ -14,6 +14,7 @@ import { log } from "../log";
 import { type AppContext, requireRole, validQuery } from "./context";
 import { resource, route } from "./route";
 import { Id, json, Limit, problems } from "./schemas";
+import { requireUnscoped } from "./scope";
 
 /** Who is making this request's change, as its audit row names them. */
 export function auditBy(c: AppContext): AuditBy {
@@ -97,6 +98,7 @@ route(
   },
   async (c) => {
     requireRole(c, ["admin", "finance"]);
+    requireUnscoped(c);
     const q = validQuery(c, AuditQuery);
     const page = await listAudit(c.env.DB, {
       after: q.after ?? 0,

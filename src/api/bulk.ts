@@ -6,7 +6,8 @@
  * that authority and the consumer applies it again to every grant.
  */
 import { z } from "@hono/zod-openapi";
-import { GRANTERS } from "../bulk/permission";
+import type { Idempotency, Outcome } from "../account/types";
+import { GRANTERS, grantRefusal } from "../bulk/permission";
 import { BULK_MAX_ACCOUNTS, type BulkChunkMessage, enqueueChunks } from "../bulk/queue";
 import type { BulkGrantSpec } from "../bulk/spec";
 import {
@@ -19,11 +20,13 @@ import {
   touchPending,
 } from "../db/bulk";
 import { ApiError } from "../errors";
-import { planGrant } from "../ledger";
-import { type AppContext, idempotencyOf, pathId, READERS, requireRole, validBody } from "./context";
-import { checkGrantPermission, GrantInputSchema, grantCommand } from "./grants";
+import { type GrantCommand, planGrant } from "../ledger";
+import { ApprovalPendingSchema, askApproval, bulkAsk } from "./approval-gate";
+import { type Caller, idempotencyOf, pathId, READERS, requireRole, send, validBody } from "./context";
+import { checkGrantPermission, type GrantInput, GrantInputSchema, grantCommand } from "./grants";
 import { resource, route } from "./route";
 import { Id, json, problems } from "./schemas";
+import { requireAllInScope, requireOwnRecord } from "./scope";
 
 /**
  * A repeated POST of a running job enqueues its pending accounts again only
@@ -37,7 +40,7 @@ const BulkGrantTemplate = GrantInputSchema.omit({ grant_id: true }).openapi("Bul
   description: "A grant body without grant_id: every account's lot is named by the bulk_id",
 });
 
-const BulkInput = z
+export const BulkInput = z
   .strictObject({
     bulk_id: Id.optional().openapi({
       description: "The job's id (global; or send Idempotency-Key); each account's lot gets it as grant_id",
@@ -95,22 +98,80 @@ function statusView(bulk: BulkRow, p: BulkProgress): z.infer<typeof BulkStatus> 
   };
 }
 
-const bulkQueue = (c: AppContext): Queue<BulkChunkMessage> => c.env.BULK_QUEUE;
+const bulkQueue = (env: Env): Queue<BulkChunkMessage> => env.BULK_QUEUE;
 
 /** The same job again: its status; its pending accounts enqueued again when it has stalled. */
-async function repeat(c: AppContext, bulk: BulkRow, bodyHash: string): Promise<Response> {
+async function repeat(env: Env, bulk: BulkRow, bodyHash: string): Promise<Outcome> {
   if (bulk.body_hash !== bodyHash) {
     throw new ApiError("idempotency_conflict", `bulk ${bulk.bulk_id} was first sent with a different body`);
   }
-  const db = c.env.DB;
+  const db = env.DB;
   const progress = await bulkProgress(db, bulk.bulk_id);
   if (progress.counts.pending > 0 && Date.now() - progress.lastChangeMs >= BULK_STALL_MS) {
     // Safe however often it happens: the consumer grants only pending accounts, and each grant is idempotent.
-    await enqueueChunks(bulkQueue(c), bulk.bulk_id, await pendingAccounts(db, bulk.bulk_id));
+    await enqueueChunks(bulkQueue(env), bulk.bulk_id, await pendingAccounts(db, bulk.bulk_id));
     await touchPending(db, bulk.bulk_id, Date.now());
   }
-  c.header("idempotent-replayed", "true");
-  return c.json(statusView(bulk, progress), 202);
+  return { ok: true, status: 202, body: statusView(bulk, progress), replayed: true };
+}
+
+/**
+ * The command every account's grant carries, once checked against the single
+ * grant's rules (expiry after start and now, a reason on compensatory, …),
+ * once for all accounts. Throws ApiError.
+ */
+export function bulkCommand(bulkId: string, grant: Omit<GrantInput, "grant_id">): Omit<GrantCommand, "grantId"> {
+  const { grantId: _named, ...command } = grantCommand(bulkId, grant);
+  const planned = planGrant([], { ...command, grantId: bulkId }, 1, Date.now());
+  if (!planned.ok) {
+    const e = planned.error;
+    throw new ApiError(e.code, "detail" in e ? e.detail : "the grant breaks the ledger's rules");
+  }
+  return command;
+}
+
+/** A validated bulk grant: what the route runs, and what an approval stores and runs later. */
+export interface BulkRun {
+  input: z.infer<typeof BulkInput>;
+  idem: Idempotency;
+  /** The `grant` member of the body as sent (kept with the job; see src/bulk/spec.ts). */
+  sent: Record<string, unknown>;
+}
+
+/**
+ * Stores and enqueues a validated bulk grant on `caller`'s authority (kept
+ * with the job; the consumer checks it per grant), or answers the job this
+ * id already names. The route's work without an HTTP context, so an
+ * approved request (src/api/approvals.ts) runs the same. Throws ApiError.
+ */
+export async function runBulk(env: Env, caller: Caller, req: BulkRun, requestId: string): Promise<Outcome> {
+  const { input, idem } = req;
+  const refusal = grantRefusal(caller, input.grant.type, input.grant.amount);
+  if (refusal) return { ok: false, problem: refusal };
+  const command = bulkCommand(idem.key, input.grant);
+  const db = env.DB;
+  const existing = await getBulk(db, idem.key);
+  if (existing) return repeat(env, existing, idem.bodyHash);
+  const spec: BulkGrantSpec = { body: req.sent, command };
+  const row: BulkRow = {
+    bulk_id: idem.key,
+    body_hash: idem.bodyHash,
+    grant: JSON.stringify(spec),
+    actor: caller.actor,
+    role: caller.role,
+    max_grant_amount: caller.maxGrantAmount,
+    total: input.account_ids.length,
+    created_at_ms: Date.now(),
+    request_id: requestId,
+  };
+  const stored = await createBulk(db, row, input.account_ids);
+  // Another request stored this id first, between our read and our write.
+  if (stored.request_id !== row.request_id || stored.created_at_ms !== row.created_at_ms) {
+    return repeat(env, stored, idem.bodyHash);
+  }
+  // Should this fail, the job is stored with every account pending: the same POST, BULK_STALL_MS later, enqueues them.
+  await enqueueChunks(bulkQueue(env), row.bulk_id, input.account_ids);
+  return { ok: true, status: 202, body: statusView(stored, await bulkProgress(db, row.bulk_id)), replayed: false };
 }
 
 export const bulk = resource();
@@ -123,47 +184,25 @@ route(
     summary: "Grant the same lot to up to 10 000 accounts (created when unknown), once each, on a queue",
     request: { body: { content: { "application/json": { schema: BulkInput } }, required: true } },
     responses: {
-      202: json(BulkStatus, "Accepted: the job runs on the queue; GET its status"),
+      202: json(
+        z.union([BulkStatus, ApprovalPendingSchema]),
+        "Accepted: the job runs on the queue (GET its status), or, above the approval threshold, waits for approval",
+      ),
       ...problems(400, 401, 403, 409, 413, 415, 503),
     },
   },
   async (c) => {
     requireRole(c, GRANTERS);
     const input = validBody(c, BulkInput);
+    await requireAllInScope(c, input.account_ids);
     checkGrantPermission(c, input.grant.type, input.grant.amount);
     const idem = idempotencyOf(c, input.bulk_id, "bulk_id");
-    const { grantId: _named, ...command } = grantCommand(idem.key, input.grant);
-    // The single grant's rules (expiry after start and now, a reason on compensatory, …), once for all accounts.
-    const planned = planGrant([], { ...command, grantId: idem.key }, 1, Date.now());
-    if (!planned.ok) {
-      const e = planned.error;
-      throw new ApiError(e.code, "detail" in e ? e.detail : "the grant breaks the ledger's rules");
-    }
-    const db = c.env.DB;
-    const existing = await getBulk(db, idem.key);
-    if (existing) return repeat(c, existing, idem.bodyHash);
-    const sent = (c.get("body") as { grant: Record<string, unknown> }).grant;
-    const spec: BulkGrantSpec = { body: sent, command };
-    const caller = c.get("caller");
-    const row: BulkRow = {
-      bulk_id: idem.key,
-      body_hash: idem.bodyHash,
-      grant: JSON.stringify(spec),
-      actor: caller.actor,
-      role: caller.role,
-      max_grant_amount: caller.maxGrantAmount,
-      total: input.account_ids.length,
-      created_at_ms: Date.now(),
-      request_id: c.get("requestId"),
-    };
-    const stored = await createBulk(db, row, input.account_ids);
-    // Another request stored this id first, between our read and our write.
-    if (stored.request_id !== row.request_id || stored.created_at_ms !== row.created_at_ms) {
-      return repeat(c, stored, idem.bodyHash);
-    }
-    // Should this fail, the job is stored with every account pending: the same POST, BULK_STALL_MS later, enqueues them.
-    await enqueueChunks(bulkQueue(c), row.bulk_id, input.account_ids);
-    return c.json(statusView(stored, await bulkProgress(db, row.bulk_id)), 202);
+    bulkCommand(idem.key, input.grant);
+    const req: BulkRun = { input, idem, sent: (c.get("body") as { grant: Record<string, unknown> }).grant };
+    // Above the approval threshold (the job's total): stored, answered 202 pending, nothing enqueued.
+    const pending = await askApproval(c, bulkAsk(req));
+    if (pending) return pending;
+    return send(c, await runBulk(c.env, c.get("caller"), req, c.get("requestId")));
   },
 );
 
@@ -181,6 +220,7 @@ route(
     const bulkId = pathId(c, "bulk_id");
     const found = await getBulk(c.env.DB, bulkId);
     if (!found) throw new ApiError("not_found", `bulk ${bulkId} does not exist`);
+    requireOwnRecord(c, found.actor, new ApiError("not_found", `bulk ${bulkId} does not exist`));
     return c.json(statusView(found, await bulkProgress(c.env.DB, bulkId)), 200);
   },
 );

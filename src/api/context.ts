@@ -13,6 +13,8 @@ export interface Caller {
   keyId: string;
   role: Role;
   maxGrantAmount: number | null;
+  /** The account whose tree an account-scoped key is limited to; null: unscoped (src/api/scope.ts). */
+  accountScope: string | null;
   /** "<api_key_id>:<role>" as written on entries. */
   actor: string;
 }

@@ -1,25 +1,23 @@
 /** /v1/accounts/{account_id}/debits: the per-request gate, and what support reads back. */
 import { z } from "@hono/zod-openapi";
 import { idempotencyOf, ledgerOf, opContext, pathId, READERS, requireRole, send, validBody } from "./context";
+import { ChargeFields, RatingResultFields, resolveCharge } from "./meters";
 import { resource, route } from "./route";
-import {
-  AccountIdParam,
-  Amount,
-  AppliedMore,
-  AppliedSchema,
-  BalanceSchema,
-  Id,
-  json,
-  Metadata,
-  problems,
-  Unit,
-} from "./schemas";
+import { AccountIdParam, AppliedMore, AppliedSchema, BalanceSchema, Id, json, Metadata, problems } from "./schemas";
+import { ConvertedSchema, conversionsInto } from "./units";
 
 export const DebitInputSchema = z
   .strictObject({
     debit_id: Id.optional(),
-    amount: Amount,
-    unit: Unit.default("credits"),
+    ...ChargeFields,
+    convert: z
+      .boolean()
+      .optional()
+      .openapi({
+        description:
+          "Once the unit is spent, draw from lots in the units of the policy's `convert_from` that have a rate to it, " +
+          "in that order (the amount drawn there rounded up); see `converted` in the answer",
+      }),
     metadata: Metadata.optional().openapi({ description: "Kept with the debit; served by GET …/debits/{debit_id}" }),
   })
   .openapi("DebitInput");
@@ -29,8 +27,10 @@ export const DebitResultSchema = z
     debit_id: z.string(),
     amount: z.number().int(),
     unit: z.string(),
+    ...RatingResultFields,
     applied: AppliedSchema,
     applied_more: AppliedMore,
+    converted: ConvertedSchema,
     balance: BalanceSchema,
   })
   .openapi("DebitResult");
@@ -40,6 +40,7 @@ export const DebitRecordSchema = z
     debit_id: z.string(),
     amount: z.number().int(),
     unit: z.string(),
+    ...RatingResultFields,
     metadata: z.record(z.string(), z.string()).nullable(),
     applied: AppliedSchema,
     applied_more: AppliedMore,
@@ -70,7 +71,9 @@ route(
     const accountId = pathId(c, "account_id");
     const input = validBody(c, DebitInputSchema);
     const idem = idempotencyOf(c, input.debit_id, "debit_id");
-    const req = { id: idem.key, unit: input.unit, amount: input.amount, metadata: input.metadata ?? null };
+    const charge = await resolveCharge(c, input);
+    const conversions = input.convert ? await conversionsInto(c, charge.unit) : undefined;
+    const req = { id: idem.key, ...charge, metadata: input.metadata ?? null, ...(conversions ? { conversions } : {}) };
     return send(c, await ledgerOf(c, accountId).debit(await opContext(c, accountId), req, idem));
   },
 );

@@ -1,11 +1,16 @@
 /** /v1/accounts/{account_id}/grants: issue, list and void lots. */
 import { z } from "@hono/zod-openapi";
 import { GRANTS_PAGE_MAX } from "../account/reads";
+import { ledgerStub } from "../account/stub";
+import type { Idempotency, Outcome } from "../account/types";
 import { GRANTERS, grantRefusal } from "../bulk/permission";
+import { loadGlobalPolicy } from "../db/settings";
 import { ApiError } from "../errors";
 import type { CreditType, GrantCommand } from "../ledger";
+import { ApprovalPendingSchema, askApproval, grantAsk } from "./approval-gate";
 import {
   type AppContext,
+  type Caller,
   idempotencyOf,
   ledgerOf,
   opContext,
@@ -126,6 +131,30 @@ export function checkGrantPermission(c: AppContext, type: CreditType, amount: nu
   if (refusal) throw new ApiError(refusal.code, refusal.detail, refusal.extra);
 }
 
+/** A validated single grant: what the route runs, and what an approval stores and runs later. */
+export interface GrantRun {
+  accountId: string;
+  input: GrantInput;
+  idem: Idempotency;
+}
+
+/**
+ * Issues a validated grant on `caller`'s authority (its role and
+ * max_grant_amount are checked again here): the route's work, without an
+ * HTTP context, so an approved request (src/api/approvals.ts) runs the same.
+ */
+export async function runGrant(env: Env, caller: Caller, req: GrantRun, requestId: string): Promise<Outcome> {
+  const refusal = grantRefusal(caller, req.input.type, req.input.amount);
+  if (refusal) return { ok: false, problem: refusal };
+  const ctx = {
+    accountId: req.accountId,
+    actor: caller.actor,
+    requestId,
+    globalPolicy: await loadGlobalPolicy(env.DB),
+  };
+  return ledgerStub(env, req.accountId).grant(ctx, grantCommand(req.idem.key, req.input), req.idem);
+}
+
 export const grants = resource();
 
 route(
@@ -138,7 +167,11 @@ route(
       params: AccountIdParam,
       body: { content: { "application/json": { schema: GrantInputSchema } }, required: true },
     },
-    responses: { 201: json(GrantResult, "Created"), ...problems(400, 401, 403, 409, 413, 415) },
+    responses: {
+      201: json(GrantResult, "Created"),
+      202: json(ApprovalPendingSchema, "Above the approval threshold: pending a second key's approval"),
+      ...problems(400, 401, 403, 409, 413, 415),
+    },
   },
   async (c) => {
     // Roles that may issue no grant learn nothing from the body.
@@ -146,9 +179,12 @@ route(
     const accountId = pathId(c, "account_id");
     const input = validBody(c, GrantInputSchema);
     checkGrantPermission(c, input.type, input.amount);
-    const idem = idempotencyOf(c, input.grant_id, "grant_id");
-    const cmd = grantCommand(idem.key, input);
-    return send(c, await ledgerOf(c, accountId).grant(await opContext(c, accountId), cmd, idem));
+    const req: GrantRun = { accountId, input, idem: idempotencyOf(c, input.grant_id, "grant_id") };
+    // Above the approval threshold: stored, answered 202 pending, nothing moved.
+    const pending = await askApproval(c, grantAsk(req, grantCommand(req.idem.key, input)));
+    if (pending) return pending;
+    c.set("accountId", accountId);
+    return send(c, await runGrant(c.env, c.get("caller"), req, c.get("requestId")));
   },
 );
 

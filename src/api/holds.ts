@@ -11,10 +11,10 @@ import {
   validBody,
   validQuery,
 } from "./context";
+import { ChargeFields, RatingResultFields, resolveCharge } from "./meters";
 import { resource, route } from "./route";
 import {
   AccountIdParam,
-  Amount,
   AppliedMore,
   AppliedSchema,
   BalanceSchema,
@@ -23,14 +23,12 @@ import {
   Limit,
   problems,
   TimeIdCursor,
-  Unit,
 } from "./schemas";
 
 export const HoldInputSchema = z
   .strictObject({
     hold_id: Id.optional(),
-    amount: Amount,
-    unit: Unit.default("credits"),
+    ...ChargeFields,
     ttl_seconds: z.number().int().min(1).max(86_400).default(300),
   })
   .openapi("HoldInput");
@@ -39,6 +37,7 @@ const HoldCreated = z.object({
   hold_id: z.string(),
   amount: z.number().int(),
   unit: z.string(),
+  ...RatingResultFields,
   status: z.literal("open"),
   expires_at: z.string(),
   applied: AppliedSchema,
@@ -75,7 +74,7 @@ route(
     const accountId = pathId(c, "account_id");
     const input = validBody(c, HoldInputSchema);
     const idem = idempotencyOf(c, input.hold_id, "hold_id");
-    const req = { id: idem.key, unit: input.unit, amount: input.amount, ttlSeconds: input.ttl_seconds };
+    const req = { id: idem.key, ...(await resolveCharge(c, input)), ttlSeconds: input.ttl_seconds };
     return send(c, await ledgerOf(c, accountId).hold(await opContext(c, accountId), req, idem, "hold"));
   },
 );

@@ -45,6 +45,22 @@ export const EntrySchema = z
     recorded_at: z.string(),
     prev_hash: z.string(),
     hash: z.string(),
+    rating: z
+      .object({ meter: z.string(), quantity: z.number().int(), price_version: z.number().int() })
+      .optional()
+      .openapi({
+        description:
+          "Metered debits, holds and receipts only (absent otherwise, and then not hashed): the meter, the " +
+          "quantity asked for and the meter's price version that gave `amount`",
+      }),
+    conversion: z
+      .object({ to_unit: z.string(), numerator: z.number().int(), denominator: z.number().int() })
+      .optional()
+      .openapi({
+        description:
+          "Entries a converting debit drew from a lot in another unit only (absent otherwise, and then not " +
+          "hashed): the debit's unit and the rate used, 1 of this entry's `unit` = numerator/denominator `to_unit`",
+      }),
   })
   .openapi("Entry");
 
@@ -83,6 +99,14 @@ const LedgerQuery = z
         description: `JSON: 1..${LEDGER_PAGE_MAX}, default ${DEFAULT_LEDGER_LIMIT}. CSV: 1..${CSV_MAX_ENTRIES}, default ${CSV_MAX_ENTRIES}`,
       }),
     format: z.enum(["json", "csv"]).default("json"),
+    rating_columns: z
+      .enum(["true", "false"])
+      .default("false")
+      .openapi({
+        description:
+          "CSV only: `true` appends rating_meter, rating_quantity, rating_price_version, conversion_to_unit, " +
+          "conversion_numerator and conversion_denominator (empty where the entry has no such member)",
+      }),
   })
   .superRefine((q, ctx) => {
     if (typeof q.limit !== "number") return;
@@ -93,9 +117,34 @@ const LedgerQuery = z
   });
 
 /** RFC 4180: a header row (on the first chunk), CRLF line ends, fields quoted when they need it. */
-export function entriesCsv(entries: readonly Entry[], withHeader = true): string {
-  const lines = withHeader ? [csvRecord(ENTRY_MEMBERS)] : [];
-  for (const e of entries) lines.push(csvRecord(ENTRY_MEMBERS.map((m) => e[m])));
+/**
+ * CSV columns after ENTRY_MEMBERS when asked for (`rating_columns=true`): the
+ * `rating` and `conversion` members flattened, empty when absent. Opt-in, so
+ * the default export keeps exactly the members every entry serves.
+ */
+export const RATING_COLUMNS = [
+  "rating_meter",
+  "rating_quantity",
+  "rating_price_version",
+  "conversion_to_unit",
+  "conversion_numerator",
+  "conversion_denominator",
+] as const;
+const ratingCells = (e: Entry) => [
+  e.rating?.meter ?? null,
+  e.rating?.quantity ?? null,
+  e.rating?.price_version ?? null,
+  e.conversion?.to_unit ?? null,
+  e.conversion?.numerator ?? null,
+  e.conversion?.denominator ?? null,
+];
+
+export function entriesCsv(entries: readonly Entry[], withHeader = true, ratingColumns = false): string {
+  const extra = ratingColumns ? RATING_COLUMNS : [];
+  const lines = withHeader ? [csvRecord([...ENTRY_MEMBERS, ...extra])] : [];
+  for (const e of entries) {
+    lines.push(csvRecord([...ENTRY_MEMBERS.map((m) => e[m]), ...(ratingColumns ? ratingCells(e) : [])]));
+  }
   return lines.length ? `${lines.join("\r\n")}\r\n` : "";
 }
 
@@ -109,6 +158,7 @@ function csvStream(
   first: Page,
   total: number,
   nextPage: (afterSeq: number, limit: number) => Promise<Page>,
+  ratingColumns = false,
 ): ReadableStream<Uint8Array> {
   const encoder = new TextEncoder();
   let page: Page | null = first;
@@ -120,7 +170,7 @@ function csvStream(
         controller.close();
         return;
       }
-      controller.enqueue(encoder.encode(entriesCsv(page.entries, withHeader)));
+      controller.enqueue(encoder.encode(entriesCsv(page.entries, withHeader, ratingColumns)));
       withHeader = false;
       left -= page.entries.length;
       page = page.next_after_seq === null || left <= 0 ? null : await nextPage(page.next_after_seq, left);
@@ -200,6 +250,6 @@ route(
     };
     const headers: Record<string, string> = { "content-type": "text/csv; charset=utf-8" };
     if (next !== null) headers[NEXT_AFTER_SEQ_HEADER] = String(next);
-    return c.body(csvStream(first, limit, nextPage), 200, headers);
+    return c.body(csvStream(first, limit, nextPage, q.rating_columns === "true"), 200, headers);
   },
 );

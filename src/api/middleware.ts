@@ -90,8 +90,15 @@ const tooLarge = (cap: number) => new ApiError("payload_too_large", `this route 
  */
 export const BULK_BODY_MAX_BYTES = 1_572_864;
 
-/** The byte cap for a request's body: MAX_BODY_BYTES, except for the bulk grant route. */
+/**
+ * A usage batch holds up to 1 000 events of up to ~550 bytes each (two
+ * 128-character ids, a meter name, a time), so POST /v1/usage takes this much.
+ */
+export const USAGE_BODY_MAX_BYTES = 1_048_576;
+
+/** The byte cap for a request's body: MAX_BODY_BYTES, except for the bulk grant and usage routes. */
 export function bodyCap(method: string, path: string): number {
+  if (method === "POST" && path === "/v1/usage") return USAGE_BODY_MAX_BYTES;
   return method === "POST" && path === "/v1/grants/bulk" ? BULK_BODY_MAX_BYTES : MAX_BODY_BYTES;
 }
 
@@ -168,7 +175,13 @@ export const auth: MiddlewareHandler<AppEnv> = async (c, next) => {
   const token = match[1];
   const admin = c.env.ADMIN_TOKEN;
   if (admin && (await constantTimeEqual(token, admin))) {
-    c.set("caller", { keyId: "admin-token", role: "admin", maxGrantAmount: null, actor: "admin-token:admin" });
+    c.set("caller", {
+      keyId: "admin-token",
+      role: "admin",
+      maxGrantAmount: null,
+      accountScope: null,
+      actor: "admin-token:admin",
+    });
     return next();
   }
   let key: ApiKey | null;
@@ -185,6 +198,7 @@ export const auth: MiddlewareHandler<AppEnv> = async (c, next) => {
     keyId: key.id,
     role: key.role,
     maxGrantAmount: key.maxGrantAmount,
+    accountScope: key.accountScope,
     actor: `${key.id}:${key.role}`,
   });
   return next();
@@ -217,5 +231,8 @@ export function onError(e: Error, c: AppContext): Response {
   c.set("errorCode", problem.code);
   const headers: Record<string, string> = { "content-type": "application/problem+json" };
   if (problem.code === "overloaded") headers["retry-after"] = String(RETRY_AFTER_SECONDS);
+  // velocity_limit: the seconds until the window has room, as the account's DO counted them.
+  const wait = problem.extra?.retry_after;
+  if (problem.code === "velocity_limit" && typeof wait === "number") headers["retry-after"] = String(wait);
   return c.body(JSON.stringify(problemBody(problem)), statusOf(problem.code), headers);
 }

@@ -4,18 +4,30 @@ import { storedSetting } from "../db/audit";
 import { loadGlobalPolicy, mergeGlobalPolicy } from "../db/settings";
 import { ApiError } from "../errors";
 import { DEFAULT_POLICY, type Policy } from "../ledger";
+import { AccountApprovalThresholdPatch, ApprovalThresholdPatch, ApprovalThresholdSchema } from "./approval-gate";
 import { recordChange } from "./audit";
 import { ledgerOf, pathId, requireRole, send, validBody } from "./context";
 import { resource, route } from "./route";
 import { AccountIdParam, json, PolicySchema, problems } from "./schemas";
+import { requireUnscoped } from "./scope";
+import { ConvertFrom } from "./units";
 
-const PolicyPatch = PolicySchema.partial().openapi("PolicyPatch");
+const PolicyPatch = PolicySchema.partial()
+  .extend({ approval_threshold: ApprovalThresholdPatch.nullable().optional(), convert_from: ConvertFrom.optional() })
+  .openapi("PolicyPatch");
+/** What GET and PUT answer: the policy with its approval thresholds. */
+const PolicyView = PolicySchema.extend({
+  approval_threshold: ApprovalThresholdSchema,
+  convert_from: ConvertFrom,
+}).openapi("PolicyView");
 const OverridePatch = z
   .strictObject({
     order: PolicySchema.shape.order.nullable().optional(),
     type_order: PolicySchema.shape.type_order.nullable().optional(),
     require_verified_for_promotional: z.boolean().nullable().optional(),
     hold_on_expiry: PolicySchema.shape.hold_on_expiry.nullable().optional(),
+    approval_threshold: AccountApprovalThresholdPatch.nullable().optional(),
+    convert_from: ConvertFrom.nullable().optional(),
   })
   .openapi("PolicyOverrides");
 
@@ -27,10 +39,11 @@ route(
     method: "get",
     path: "/v1/policy",
     summary: "The global policy",
-    responses: { 200: json(PolicySchema), ...problems(401, 403, 503) },
+    responses: { 200: json(PolicyView), ...problems(401, 403, 503) },
   },
   async (c) => {
     requireRole(c, ["admin"]);
+    requireUnscoped(c);
     const global = await loadGlobalPolicy(c.env.DB);
     if (global === null) throw new ApiError("overloaded", "the global policy cannot be read right now; retry");
     return c.json(global);
@@ -44,15 +57,17 @@ route(
     path: "/v1/policy",
     summary: "Merge fields into the global policy",
     request: { body: { content: { "application/json": { schema: PolicyPatch } }, required: true } },
-    responses: { 200: json(PolicySchema), ...problems(400, 401, 403) },
+    responses: { 200: json(PolicyView), ...problems(400, 401, 403) },
   },
   async (c) => {
     requireRole(c, ["admin"]);
+    requireUnscoped(c);
     const patch = validBody(c, PolicyPatch);
     // Read fresh, not from this isolate's 4 s cache: the audit row's `before`
     // must be what D1 held (a concurrent PUT elsewhere can still slip between).
     const stored = (await storedSetting(c.env.DB, "policy")) as Partial<Policy> | null;
-    const after = await mergeGlobalPolicy(c.env.DB, patch);
+    // RFC 7396 merge: a null approval_threshold kind (or the whole member) drops it, as null means in the patch.
+    const after = await mergeGlobalPolicy(c.env.DB, patch as Partial<Policy>);
     await recordChange(c, {
       action: "policy.updated",
       target: "policy",
@@ -70,7 +85,7 @@ route(
     path: "/v1/accounts/{account_id}/policy",
     summary: "The account's effective policy (global merged with its overrides)",
     request: { params: AccountIdParam },
-    responses: { 200: json(PolicySchema), ...problems(400, 401, 403, 404) },
+    responses: { 200: json(PolicyView), ...problems(400, 401, 403, 404) },
   },
   async (c) => {
     requireRole(c, ["admin", "finance"]);
@@ -89,7 +104,7 @@ route(
       params: AccountIdParam,
       body: { content: { "application/json": { schema: OverridePatch } }, required: true },
     },
-    responses: { 200: json(PolicySchema), ...problems(400, 401, 403, 404) },
+    responses: { 200: json(PolicyView), ...problems(400, 401, 403, 404) },
   },
   async (c) => {
     requireRole(c, ["admin", "finance"]);

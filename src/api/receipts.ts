@@ -11,14 +11,15 @@ import { receiptKeys } from "../receipts/keys";
 import { DEFAULT_AUDIENCE, signReceipt } from "../receipts/sign";
 import { SETTLE_GRACE_SECONDS, verifyReceipt } from "../receipts/verify";
 import { type AppContext, idempotencyOf, ledgerOf, opContext, pathId, requireRole, send, validBody } from "./context";
+import { ChargeFields, RatingResultFields, resolveCharge } from "./meters";
 import { resource, route } from "./route";
-import { AccountIdParam, Amount, AppliedMore, AppliedSchema, BalanceSchema, Id, json, problems, Unit } from "./schemas";
+import { AccountIdParam, AppliedMore, AppliedSchema, BalanceSchema, Id, json, problems } from "./schemas";
+import { requireAccountInScope } from "./scope";
 
 export const ReceiptInputSchema = z
   .strictObject({
     receipt_id: Id.optional(),
-    amount: Amount,
-    unit: Unit.default("credits"),
+    ...ChargeFields,
     ttl_seconds: z.number().int().min(1).max(3600).default(60),
     audience: z
       .string()
@@ -35,6 +36,7 @@ export const ReceiptCreatedSchema = z
       .openapi({ description: "ES256 JWT: kid in the header; iss, sub, aud, jti, iat, exp, amt, unit" }),
     amount: z.number().int(),
     unit: z.string(),
+    ...RatingResultFields,
     expires_at: z.string(),
     applied: AppliedSchema,
     applied_more: AppliedMore,
@@ -90,6 +92,7 @@ route(
     const accountId = pathId(c, "account_id");
     const input = validBody(c, ReceiptInputSchema);
     const idem = idempotencyOf(c, input.receipt_id, "receipt_id");
+    const charge = await resolveCharge(c, input);
     const issuedAtS = Math.floor(Date.now() / 1000);
     const expiresAtS = issuedAtS + input.ttl_seconds;
     // Signed before the hold so a signing failure never leaves credits held.
@@ -97,16 +100,15 @@ route(
     const token = await signReceipt(await receiptKeys(c.env.RECEIPT_SIGNING_KEYS), issuerOf(c), {
       accountId,
       receiptId: idem.key,
-      amount: input.amount,
-      unit: input.unit,
+      amount: charge.amount,
+      unit: charge.unit,
       audience: input.audience,
       issuedAtS,
       expiresAtS,
     });
     const req: HoldRequest = {
       id: idem.key,
-      unit: input.unit,
-      amount: input.amount,
+      ...charge,
       ttlSeconds: input.ttl_seconds,
       receipt: { token, expiresAtMs: expiresAtS * 1000, settleGraceMs: SETTLE_GRACE_SECONDS * 1000 },
     };
@@ -131,6 +133,7 @@ route(
     if (input.used > receipt.amount) {
       throw new ApiError("invalid_amount", `used ${input.used} exceeds the receipt's amt ${receipt.amount}`);
     }
+    await requireAccountInScope(c, receipt.accountId);
     const ctx = await opContext(c, receipt.accountId);
     return send(c, await ledgerOf(c, receipt.accountId).settleReceipt(ctx, receipt.receiptId, input.used));
   },

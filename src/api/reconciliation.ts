@@ -5,6 +5,7 @@ import { ApiError } from "../errors";
 import { pathId, READERS, requireRole, validQuery } from "./context";
 import { resource, route } from "./route";
 import { Id, json, Limit, problems, TimeIdCursor, timeIdCursor } from "./schemas";
+import { requireUnscoped } from "./scope";
 
 const RunSchema = z
   .object({
@@ -54,6 +55,7 @@ route(
   },
   async (c) => {
     requireRole(c, READERS);
+    requireUnscoped(c);
     const q = validQuery(c, RunsQuery);
     const page = await listRuns(c.env.DB, q.limit, q.cursor ?? null);
     const last = page.runs[page.runs.length - 1];
@@ -78,6 +80,7 @@ route(
   },
   async (c) => {
     requireRole(c, READERS);
+    requireUnscoped(c);
     const id = pathId(c, "id");
     const found = await getRun(c.env.DB, id);
     if (!found) throw new ApiError("not_found", `reconciliation run ${id} does not exist`);

@@ -17,6 +17,7 @@ import { type AppContext, type Role, requireRole, validQuery } from "./context";
 import { csvTable } from "./csv";
 import { resource, route } from "./route";
 import { CreditTypeSchema, Id, parseTime, problems, ShortText, Time, Unit } from "./schemas";
+import { requireFiltersInScope } from "./scope";
 
 /** Who may read the reports (the contract's "admin, finance, viewer"). */
 export const REPORT_READERS: readonly Role[] = ["admin", "finance", "viewer"];
@@ -232,6 +233,8 @@ function reportRoute<Q extends z.ZodObject & z.ZodType<{ format: "json" | "csv" 
       requireRole(c, REPORT_READERS);
       strictQuery(c);
       const q = validQuery(c, spec.query);
+      const { account_id, parent_id } = q as ScopeFields;
+      await requireFiltersInScope(c, [account_id, parent_id]);
       const report = await run(c, q);
       if (q.format === "json") return c.json(report, 200);
       const t = table(report);

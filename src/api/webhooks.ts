@@ -8,6 +8,7 @@ import { recordChange } from "./audit";
 import { pathId, requireRole, validBody, validQuery } from "./context";
 import { resource, route } from "./route";
 import { Id, json, Limit, problems, ShortText } from "./schemas";
+import { requireUnscoped } from "./scope";
 
 const WebhookInput = z
   .strictObject({
@@ -96,6 +97,7 @@ route(
   },
   async (c) => {
     requireRole(c, ["admin"]);
+    requireUnscoped(c);
     const input = validBody(c, WebhookInput);
     const secret = input.secret ?? generateSecret();
     const row = await createWebhook(c.env.DB, {
@@ -120,6 +122,7 @@ route(
   },
   async (c) => {
     requireRole(c, ["admin"]);
+    requireUnscoped(c);
     return c.json({ webhooks: (await listWebhooks(c.env.DB)).map(webhookView) });
   },
 );
@@ -135,6 +138,7 @@ route(
   },
   async (c) => {
     requireRole(c, ["admin"]);
+    requireUnscoped(c);
     const id = pathId(c, "id");
     const before = await getWebhook(c.env.DB, id);
     const row = await deleteWebhook(c.env.DB, id);
@@ -167,6 +171,7 @@ route(
   },
   async (c) => {
     requireRole(c, ["admin"]);
+    requireUnscoped(c);
     const id = pathId(c, "id");
     const q = validQuery(c, DeliveriesQuery);
     if (!(await getWebhook(c.env.DB, id))) throw new ApiError("not_found", `webhook ${id} does not exist`);

@@ -13,6 +13,7 @@ import { runReconciliation } from "./reconcile";
 import { runRedrive } from "./redrive";
 import { runSpikes } from "./spikes";
 import { runSweeps } from "./sweeps";
+import { runTransferSweep } from "./transfers";
 
 export async function runScheduled(controller: ScheduledController, env: Env, _ctx: ExecutionContext): Promise<void> {
   const started = Date.now();
@@ -20,6 +21,7 @@ export async function runScheduled(controller: ScheduledController, env: Env, _c
   const jobs: [string, (c: JobContext) => Promise<JobCounts>][] = [
     ["expirations", runExpirations],
     ["sweeps", runSweeps],
+    ["transfers", runTransferSweep],
     ["redrive", runRedrive],
     ["reconcile", runReconciliation],
     ["expiring", runExpiring],

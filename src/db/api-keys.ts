@@ -40,6 +40,10 @@ export interface ApiKey {
   name: string;
   role: Role;
   maxGrantAmount: number | null;
+  /** null: unscoped; else the account whose tree the key is limited to. */
+  accountScope: string | null;
+  /** Transfers above it are refused (403 grant_limit_exceeded); null: no limit. */
+  maxTransferAmount: number | null;
   createdAtMs: number;
   revokedAtMs: number | null;
 }
@@ -111,6 +115,8 @@ function toKey(row: typeof apiKeys.$inferSelect): ApiKey {
     name: row.name,
     role: row.role as Role,
     maxGrantAmount: row.maxGrantAmount,
+    accountScope: row.accountScope,
+    maxTransferAmount: row.maxTransferAmount,
     createdAtMs: row.createdAtMs,
     revokedAtMs: row.revokedAtMs,
   };
@@ -161,13 +167,25 @@ function randomToken(): string {
 
 export async function createApiKey(
   d1: D1Database,
-  input: { name: string; role: Role; maxGrantAmount: number | null },
+  input: {
+    name: string;
+    role: Role;
+    maxGrantAmount: number | null;
+    accountScope: string | null;
+    maxTransferAmount?: number | null;
+  },
   by: AuditBy,
 ): Promise<{ key: ApiKey; token: string }> {
   const token = randomToken();
   const id = `key_${crypto.randomUUID().replace(/-/g, "").slice(0, 20)}`;
   const createdAtMs = Date.now();
-  const key: ApiKey = { id, ...input, createdAtMs, revokedAtMs: null };
+  const key: ApiKey = {
+    id,
+    ...input,
+    maxTransferAmount: input.maxTransferAmount ?? null,
+    createdAtMs,
+    revokedAtMs: null,
+  };
   const db = drizzle(d1);
   // The key and its audit row commit together; the row holds the view, never the token or its hash.
   await db.batch([
@@ -176,6 +194,8 @@ export async function createApiKey(
       name: input.name,
       role: input.role,
       maxGrantAmount: input.maxGrantAmount,
+      accountScope: input.accountScope,
+      maxTransferAmount: input.maxTransferAmount ?? null,
       keyHash: sha256Hex(token),
       createdAtMs,
     }),
@@ -224,6 +244,8 @@ export const apiKeyView = (k: ApiKey) => ({
   name: k.name,
   role: k.role,
   max_grant_amount: k.maxGrantAmount,
+  account_scope: k.accountScope,
+  max_transfer_amount: k.maxTransferAmount,
   created_at: new Date(k.createdAtMs).toISOString(),
   revoked_at: k.revokedAtMs === null ? null : new Date(k.revokedAtMs).toISOString(),
 });

@@ -27,6 +27,18 @@ export const AUDIT_ACTIONS = [
   "webhook.deleted",
   "api_key.created",
   "api_key.revoked",
+  // four eyes (src/api/approvals.ts)
+  "approval.requested",
+  "approval.approved",
+  "approval.rejected",
+  // units, rates and meters (src/api/units.ts, src/api/meters.ts)
+  "unit.created",
+  "unit.updated",
+  "rate.created",
+  "rate.updated",
+  "rate.deleted",
+  "meter.created",
+  "meter.updated",
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 

@@ -34,6 +34,12 @@ interface EntryRow {
   recorded_at_ms: number;
   prev_hash: string;
   hash: string;
+  rating_meter?: string | null;
+  rating_quantity?: number | null;
+  rating_price_version?: number | null;
+  conversion_to_unit?: string | null;
+  conversion_numerator?: number | null;
+  conversion_denominator?: number | null;
 }
 
 /** A D1 row as the entry it was shipped from (the shape its hash covers). */
@@ -56,6 +62,25 @@ export function entryFromD1(r: EntryRow): Entry {
     recorded_at: iso(r.recorded_at_ms),
     prev_hash: r.prev_hash,
     hash: r.hash,
+    // Absent, not null, on entries that were not metered: the member is hashed only when present.
+    ...(r.rating_meter == null
+      ? {}
+      : {
+          rating: {
+            meter: r.rating_meter,
+            quantity: Number(r.rating_quantity),
+            price_version: Number(r.rating_price_version),
+          },
+        }),
+    ...(r.conversion_to_unit == null
+      ? {}
+      : {
+          conversion: {
+            to_unit: r.conversion_to_unit,
+            numerator: Number(r.conversion_numerator),
+            denominator: Number(r.conversion_denominator),
+          },
+        }),
   };
 }
 

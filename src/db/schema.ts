@@ -27,6 +27,14 @@ export const ledgerEntries = sqliteTable(
     recordedAtMs: integer("recorded_at_ms").notNull(),
     prevHash: text("prev_hash").notNull(),
     hash: text("hash").notNull(),
+    // The entry's `rating` member (metered debits, holds, receipts; migrations/0009): null when absent.
+    ratingMeter: text("rating_meter"),
+    ratingQuantity: integer("rating_quantity"),
+    ratingPriceVersion: integer("rating_price_version"),
+    // The entry's `conversion` member (converting debits; migrations/0009): null when absent.
+    conversionToUnit: text("conversion_to_unit"),
+    conversionNumerator: integer("conversion_numerator"),
+    conversionDenominator: integer("conversion_denominator"),
   },
   (t) => [
     uniqueIndex("ledger_entries_account_seq").on(t.accountId, t.seq),
@@ -114,6 +122,10 @@ export const apiKeys = sqliteTable(
     name: text("name").notNull(),
     role: text("role").notNull(),
     maxGrantAmount: integer("max_grant_amount"),
+    /** Account-scoped keys act only on this account and its descendants (migration 0007). */
+    accountScope: text("account_scope"),
+    /** A transfer above it is refused, 403 grant_limit_exceeded (migration 0008). */
+    maxTransferAmount: integer("max_transfer_amount"),
     keyHash: text("key_hash").notNull(),
     createdAtMs: integer("created_at_ms").notNull(),
     revokedAtMs: integer("revoked_at_ms"),
@@ -273,5 +285,8 @@ export const reconciliationCheckpoints = sqliteTable(
   (t) => [index("reconciliation_checkpoints_behind").on(t.behind, t.checkedAtMs)],
 );
 
+export * from "./schema-approvals";
 // The finance tables (audit log, bulk grants, journal) are in schema-finance.ts.
 export * from "./schema-finance";
+export * from "./schema-meters";
+export * from "./schema-transfers";

@@ -52,6 +52,9 @@ export function sealEntries(drafts: readonly EntryDraft[], c: SealContext): Seal
       effective_at: iso(d.effectiveAtMs),
       recorded_at: iso(c.nowMs),
       prev_hash: prevHash,
+      // Absent, not null, when the draw was not metered: older entries hash as they always did.
+      ...(d.rating ? { rating: { ...d.rating } } : {}),
+      ...(d.conversion ? { conversion: { ...d.conversion } } : {}),
     };
     // SQLite stores a lone surrogate as U+FFFD: such an entry would never match its hash again.
     assert(wellFormed(unhashed), `entry ${unhashed.entry_id} has a string that is not well-formed Unicode`);

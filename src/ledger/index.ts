@@ -1,4 +1,5 @@
 export * from "./alerts";
+export * from "./convert";
 export * from "./draw";
 export * from "./entries";
 export * from "./expire";
@@ -9,6 +10,7 @@ export * from "./ids";
 export * from "./invoice";
 export * from "./journal";
 export * from "./lots";
+export * from "./meter";
 export * from "./money";
 export * from "./policy";
 export * from "./reconcile";

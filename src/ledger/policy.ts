@@ -1,3 +1,9 @@
+import {
+  type ApprovalThresholds,
+  type ApprovalThresholdsPatch,
+  effectiveThresholds,
+  mergeThresholds,
+} from "./approval";
 import { CREDIT_TYPES, type CreditType, type Lot } from "./types";
 
 export const SORT_KEYS = ["priority", "expires_at", "type", "effective_at", "created"] as const;
@@ -11,17 +17,44 @@ export interface Policy {
   type_order: CreditType[];
   require_verified_for_promotional: boolean;
   hold_on_expiry: HoldOnExpiry;
+  /** Four eyes (src/ledger/approval.ts): per kind, the largest amount that runs without approval. */
+  approval_threshold?: ApprovalThresholds;
+  /**
+   * Conversions (src/ledger/convert.ts): the units a debit with `convert: true`
+   * may draw from, in order, once its own unit is spent (each needs a rate).
+   */
+  convert_from?: string[];
 }
 
-/** An account's overrides: a field left out (or null) falls back to the global policy. */
-export type PolicyOverrides = { [K in keyof Policy]?: Policy[K] | null };
+/**
+ * An account's overrides: a field left out (or null) falls back to the global
+ * policy. `approval_threshold` is merged kind by kind (a null kind drops that override).
+ */
+export type PolicyOverrides = { [K in Exclude<keyof Policy, "approval_threshold">]?: Policy[K] | null } & {
+  approval_threshold?: ApprovalThresholdsPatch | null;
+};
 
 export const DEFAULT_POLICY: Policy = {
   order: ["priority", "expires_at", "type", "created"],
   type_order: [...CREDIT_TYPES],
   require_verified_for_promotional: false,
   hold_on_expiry: "release",
+  approval_threshold: {},
+  convert_from: [],
 };
+
+/** The effective convert_from member: the account's list when it has one, else the global one (absent when neither has one). */
+function convertFromOf(global: Policy, overrides: PolicyOverrides): Pick<Policy, "convert_from"> {
+  const list = overrides.convert_from ?? global.convert_from;
+  return list === undefined ? {} : { convert_from: list };
+}
+
+/** The effective approval_threshold member: absent only when neither side has one. */
+function thresholdsOf(global: Policy, overrides: PolicyOverrides): Pick<Policy, "approval_threshold"> {
+  const own = overrides.approval_threshold;
+  if (global.approval_threshold === undefined && own == null) return {};
+  return { approval_threshold: effectiveThresholds(global.approval_threshold, own) };
+}
 
 /** Global policy merged with an account's overrides, field by field. */
 export function effectivePolicy(global: Policy, overrides: PolicyOverrides | null): Policy {
@@ -32,6 +65,8 @@ export function effectivePolicy(global: Policy, overrides: PolicyOverrides | nul
     require_verified_for_promotional:
       overrides.require_verified_for_promotional ?? global.require_verified_for_promotional,
     hold_on_expiry: overrides.hold_on_expiry ?? global.hold_on_expiry,
+    ...thresholdsOf(global, overrides),
+    ...convertFromOf(global, overrides),
   };
 }
 
@@ -41,6 +76,12 @@ export function mergeOverrides(current: PolicyOverrides, patch: PolicyOverrides)
   for (const key of Object.keys(patch) as (keyof Policy)[]) {
     const value = patch[key];
     if (value === undefined) continue;
+    if (key === "approval_threshold" && value !== null) {
+      const merged = mergeThresholds(current.approval_threshold ?? undefined, value as ApprovalThresholdsPatch);
+      if (Object.keys(merged).length > 0) next.approval_threshold = merged;
+      else delete next.approval_threshold;
+      continue;
+    }
     if (value === null) delete next[key];
     else (next as Record<string, unknown>)[key] = value;
   }

@@ -72,6 +72,29 @@ export interface Lot extends GrantTerms {
 
 export type LotStatus = "active" | "pending" | "expired" | "depleted" | "voided";
 
+/**
+ * What a metered draw was rated by: the meter, the quantity asked for and the
+ * price version that turned it into the amount. An entry carries it as its
+ * `rating` member only when it was metered: absent (never null) otherwise, so
+ * every entry written before meters existed keeps its hash.
+ */
+export interface EntryRating {
+  meter: string;
+  quantity: number;
+  price_version: number;
+}
+
+/**
+ * What a converting draw recorded on an entry drawn from a lot in another
+ * unit: the unit the draw was for and the rate used (1 of the entry's unit =
+ * numerator/denominator `to_unit`). Absent (never null) on every other entry.
+ */
+export interface EntryConversion {
+  to_unit: string;
+  numerator: number;
+  denominator: number;
+}
+
 /** An entry before the account assigns its seq, ids and hash. */
 export interface EntryDraft {
   kind: EntryKind;
@@ -83,6 +106,10 @@ export interface EntryDraft {
   ref: string | null;
   reason: string | null;
   effectiveAtMs: number;
+  /** Metered draws only (see EntryRating). */
+  rating?: EntryRating;
+  /** Converting draws only, on entries of lots in another unit (see EntryConversion). */
+  conversion?: EntryConversion;
 }
 
 /** An entry as served by the API (and hashed). */
@@ -104,6 +131,10 @@ export interface Entry {
   recorded_at: string;
   prev_hash: string;
   hash: string;
+  /** Present only on metered entries; hashed like every other member when present. */
+  rating?: EntryRating;
+  /** Present only on entries a conversion drew from another unit's lot; hashed when present. */
+  conversion?: EntryConversion;
 }
 
 /** One lot touched by a draw, in draw order. */

@@ -95,14 +95,21 @@ export interface GrantResult {
   balance: Balance;
 }
 
-export interface DebitInput {
+/** What a debit, hold or receipt charges: an amount, or a meter and the quantity used (priced by the gate). */
+export type Charge =
+  | { amount: number; meter?: never; quantity?: never }
+  | { meter: string; quantity: number; amount?: never };
+
+export type DebitInput = Charge & {
   debit_id?: string;
-  amount: number;
+  /** Default `credits`; a metered request is in the meter's unit. */
   unit?: string;
   metadata?: Record<string, string>;
-}
+  /** Once `unit` is spent, draw from the policy's `convert_from` units that have a rate to it. */
+  convert?: boolean;
+};
 
-export interface DebitResult {
+export interface DebitResult extends MeteredResult {
   debit_id: string;
   amount: number;
   unit: string;
@@ -127,14 +134,13 @@ export interface DebitRecord {
   created_at: Rfc3339;
 }
 
-export interface HoldInput {
+export type HoldInput = Charge & {
   hold_id?: string;
-  amount: number;
   unit?: string;
   ttl_seconds?: number;
-}
+};
 
-export interface HoldCreated {
+export interface HoldCreated extends MeteredResult {
   hold_id: string;
   amount: number;
   unit: string;
@@ -170,15 +176,14 @@ export interface OpenHold extends HoldState {
   kind: "hold" | "receipt";
 }
 
-export interface ReceiptInput {
+export type ReceiptInput = Charge & {
   receipt_id?: string;
-  amount: number;
   unit?: string;
   ttl_seconds?: number;
   audience?: string;
-}
+};
 
-export interface ReceiptCreated {
+export interface ReceiptCreated extends MeteredResult {
   receipt_id: string;
   /** The ES256 JWT to present instead of calling the gate. */
   receipt: string;
@@ -219,6 +224,24 @@ export interface Entry {
   recorded_at: Rfc3339;
   prev_hash: string;
   hash: string;
+  /** Metered entries only (absent otherwise): hashed like every other member when present. */
+  rating?: EntryRating;
+  /** Entries a converting debit drew from another unit's lot only: the debit's unit and the rate used. */
+  conversion?: { to_unit: string; numerator: number; denominator: number };
+}
+
+/** What a metered entry was rated by: the meter, the quantity asked for, the price version used. */
+export interface EntryRating {
+  meter: string;
+  quantity: number;
+  price_version: number;
+}
+
+/** Beside `amount` in a metered debit, hold or receipt result. */
+export interface MeteredResult {
+  meter?: string;
+  quantity?: number;
+  price_version?: number;
 }
 
 export interface LedgerPage {

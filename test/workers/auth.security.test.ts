@@ -479,7 +479,17 @@ describe("API keys", () => {
     const created = await call("POST", "/v1/api-keys", { name: uid("k-once"), role: "viewer" });
     expect(created.status).toBe(201);
     expect(Object.keys(created.json).sort()).toEqual(
-      ["created_at", "id", "key", "max_grant_amount", "name", "revoked_at", "role"].sort(),
+      [
+        "account_scope",
+        "created_at",
+        "id",
+        "key",
+        "max_grant_amount",
+        "max_transfer_amount",
+        "name",
+        "revoked_at",
+        "role",
+      ].sort(),
     );
     const token: string = created.json.key;
     expect(token.length).toBeGreaterThanOrEqual(32);
@@ -493,11 +503,22 @@ describe("API keys", () => {
       name: created.json.name,
       role: "viewer",
       max_grant_amount: null,
+      max_transfer_amount: null,
+      account_scope: null,
       created_at: created.json.created_at,
       revoked_at: null,
     });
     for (const k of list.json.api_keys) {
-      expect(Object.keys(k).sort()).toEqual(["created_at", "id", "max_grant_amount", "name", "revoked_at", "role"]);
+      expect(Object.keys(k).sort()).toEqual([
+        "account_scope",
+        "created_at",
+        "id",
+        "max_grant_amount",
+        "max_transfer_amount",
+        "name",
+        "revoked_at",
+        "role",
+      ]);
     }
     expect(list.text).not.toContain(token);
     expect(list.text).not.toContain(hash);

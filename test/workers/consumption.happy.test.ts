@@ -61,7 +61,8 @@ describe("consumption order", () => {
     expect((await debit(a, 1)).json.applied[0].grant_id).toBe("new-dated");
     const put = await call("PUT", "/v1/policy", { order: ["created"] });
     expect(put.status).toBe(200);
-    expect(put.json).toEqual({ ...DEFAULT_POLICY, order: ["created"] });
+    // PUT answers the whole policy: the four fields here plus approval_threshold and convert_from at their defaults.
+    expect(put.json).toEqual({ ...DEFAULT_POLICY, approval_threshold: {}, convert_from: [], order: ["created"] });
     expect((await call("GET", "/v1/policy")).json.order).toEqual(["created"]);
     expect((await debit(a, 1)).json.applied[0].grant_id).toBe("old-undated");
   });

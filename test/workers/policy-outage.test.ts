@@ -71,19 +71,26 @@ describe("the global policy during a D1 outage", () => {
 
   it("an account that never saw the global policy refuses with 503 overloaded instead of guessing", async () => {
     const a = uid();
-    const created = await coldDuringOutage("POST", `/v1/accounts/${a}/grants`, {
+    const created = await coldDuringOutage("PUT", `/v1/accounts/${a}`, { name: "cold" });
+    expect(created.status).toBe(201);
+    // Four eyes fails closed: without the global policy nobody can say whether this grant needs approval.
+    const refused = await coldDuringOutage("POST", `/v1/accounts/${a}/grants`, {
       grant_id: "g1",
       amount: 10,
       type: "purchased",
     });
-    expect(created.status).toBe(201);
+    expectProblem(refused, 503, "overloaded");
+    expect(refused.headers.get("retry-after")).not.toBeNull();
     const d = await coldDuringOutage("POST", `/v1/accounts/${a}/debits`, { debit_id: "d1", amount: 1 });
     expectProblem(d, 503, "overloaded");
     expect(d.headers.get("retry-after")).not.toBeNull();
     expect(d.text).not.toContain("D1_ERROR");
     const policy = await coldDuringOutage("GET", "/v1/policy");
     expectProblem(policy, 503, "overloaded");
-    // Once D1 answers, the same debit goes through: nothing was consumed by the refusal.
+    // Once D1 answers, the same grant and debit go through: the refusals wrote nothing.
+    expect((await call("GET", `/v1/accounts/${a}/grants`)).json.grants).toEqual([]);
+    const granted = await call("POST", `/v1/accounts/${a}/grants`, { grant_id: "g1", amount: 10, type: "purchased" });
+    expect(granted.status).toBe(201);
     const ok = await call("POST", `/v1/accounts/${a}/debits`, { debit_id: "d1", amount: 1 });
     expect(ok.status).toBe(200);
     expect(ok.json.balance.available).toBe(9);

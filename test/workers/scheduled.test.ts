@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { grant, uid } from "./helpers";
 import { drain, runCron } from "./jobs-helpers";
 
-const JOBS = ["expirations", "sweeps", "redrive", "reconcile", "expiring", "spikes", "dispatch"];
+const JOBS = ["expirations", "sweeps", "transfers", "redrive", "reconcile", "expiring", "spikes", "dispatch"];
 
 function cronLines(spy: { mock: { calls: unknown[][] } }) {
   return spy.mock.calls
@@ -34,7 +34,7 @@ describe("scheduled handler", () => {
       expect(typeof l.duration_ms).toBe("number");
     }
     expect(lines.find((l) => l.job === "reconcile")).toMatchObject({ checked: expect.any(Number), drifts: 0 });
-    expect(lines[lines.length - 1]).toMatchObject({ event: "cron", cron: "*/5 * * * *", jobs: 7, failed: 0 });
+    expect(lines[lines.length - 1]).toMatchObject({ event: "cron", cron: "*/5 * * * *", jobs: JOBS.length, failed: 0 });
   });
 
   it("a failing job is logged and the others still run", async () => {
@@ -47,6 +47,7 @@ describe("scheduled handler", () => {
     expect(jobs.map((l) => [l.job, l.ok])).toEqual([
       ["expirations", true],
       ["sweeps", true],
+      ["transfers", true],
       ["redrive", true],
       ["reconcile", true],
       ["expiring", false],

@@ -106,6 +106,7 @@ const OWN_BASELINES: Record<string, (f: Fixture) => Baseline> = {
       verified: true,
       metadata: { tier: "gold" },
       low_balance: { credits: 1 },
+      velocity: { credits: { per_day: 9_000_000_000_000_000 } },
     },
   }),
   "GET /v1/accounts/{account_id}": () => ({}),
