@@ -217,7 +217,10 @@ export class AccountLedger extends DurableObject<Env> {
 
   /** This account's events of a usage batch, in order: one debit each, one result each. */
   recordUsage(ctx: OpContext, events: usage.UsageEvent[], maxSkewMs: number): ReturnType<typeof usage.applyUsage> {
-    return usage.applyUsage(this.core, ctx, events, maxSkewMs);
+    // An event a budgeted child cannot cover draws from its parent, as a debit does.
+    return usage.applyUsage(this.core, ctx, events, maxSkewMs, (refused, unit, amount, retry) =>
+      this.budgets.covers(refused, unit) ? this.budgets.cover(ctx, unit, amount, refused, retry) : refused,
+    );
   }
 
   // ── transfers and budgets ───────────────────────────────────────────────

@@ -62,38 +62,59 @@ export const refusedEvent = (eventId: string | null, p: Problem): UsageResult =>
 });
 
 /**
- * Applies this account's events in order. An event dated more than
- * `maxSkewMs` ahead of this account's clock is 400 clock_skew and moves nothing.
+ * Given an event's refused debit, what a budgeted child does about it (draw
+ * the shortfall from its parent, then `retry`), or that refusal as it is.
  */
-export function applyUsage(
+export type Cover = (
+  refused: Outcome,
+  unit: string,
+  amount: number,
+  retry: () => Outcome,
+) => Outcome | Promise<Outcome>;
+
+/**
+ * Applies this account's events in order. An event dated more than
+ * `maxSkewMs` ahead of this account's clock is 400 clock_skew and moves
+ * nothing. An event its own lots cannot cover goes to `cover` (a budgeted
+ * child's draw, as a debit's); the next event waits for it, so order holds.
+ */
+export async function applyUsage(
   core: AccountCore,
   ctx: OpContext,
   events: readonly UsageEvent[],
   maxSkewMs: number,
-): { results: UsageResult[]; writes: UsageWrites } {
+  cover: Cover = (refused) => refused,
+): Promise<{ results: UsageResult[]; writes: UsageWrites }> {
   const done: UsageWrites = { applied: 0, entries: 0, headSeq: core.headSeq };
   if (core.account === null) {
     const missing: Problem = { code: "account_not_found", detail: `account ${ctx.accountId} does not exist` };
     return { results: events.map((e) => refusedEvent(e.eventId, missing)), writes: done };
   }
-  const results = events.slice(0, MAX_USAGE_EVENTS).map((e) => {
+  const results: UsageResult[] = [];
+  for (const e of events.slice(0, MAX_USAGE_EVENTS)) {
     const nowMs = core.now();
     if (e.occurredAtMs !== null && e.occurredAtMs > nowMs + maxSkewMs) {
-      return refusedEvent(e.eventId, {
-        code: "clock_skew",
-        detail: `occurred_at ${iso(e.occurredAtMs)} is more than ${maxSkewMs} ms ahead of the account's clock (${iso(nowMs)})`,
-      });
+      results.push(
+        refusedEvent(e.eventId, {
+          code: "clock_skew",
+          detail: `occurred_at ${iso(e.occurredAtMs)} is more than ${maxSkewMs} ms ahead of the account's clock (${iso(nowMs)})`,
+        }),
+      );
+      continue;
     }
     const req = { id: e.eventId, unit: e.unit, amount: e.amount, metadata: null };
     const at = e.occurredAtMs === null ? {} : { occurredAtMs: e.occurredAtMs };
     const rated = e.rating ? { rating: e.rating } : {};
-    const outcome = writes.debit(core, ctx, { ...req, ...at, ...rated }, { key: e.eventId, bodyHash: e.bodyHash });
+    const run = () => writes.debit(core, ctx, { ...req, ...at, ...rated }, { key: e.eventId, bodyHash: e.bodyHash });
+    let outcome = run();
+    if (!outcome.ok && outcome.problem.code === "insufficient_credits")
+      outcome = await cover(outcome, e.unit, e.amount, run);
     if (outcome.ok && outcome.write) {
       done.applied++;
       done.entries += outcome.write.entries;
     }
-    return resultOf(e.eventId, outcome);
-  });
+    results.push(resultOf(e.eventId, outcome));
+  }
   done.headSeq = core.headSeq;
   return { results, writes: done };
 }

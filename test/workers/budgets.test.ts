@@ -63,6 +63,26 @@ describe("budget draws", () => {
     expect(b.json.period_start).toMatch(/-01T00:00:00\.000Z$/);
   });
 
+  it("usage events of a budgeted child draw from the parent too, in order, until the budget is spent", async () => {
+    const { parent, kids } = await tree(100, 1, 25);
+    const kid = kids[0] as string;
+    await grant(kid, { amount: 4 });
+    const events = [10, 10, 10, 2].map((amount, i) => ({ event_id: uid(`u${i}`), account_id: kid, amount }));
+    const res = await call("POST", "/v1/usage", { events });
+    expect(res.status).toBe(200);
+    // By hand: 4 own + 25 drawable = 29. 10 (own 4 + draw 6), 10 (draw 10), then 10 > 9 left: 402, then 2 (draw 2).
+    expect(res.json.results.map((r: any) => r.status)).toEqual([200, 200, 402, 200]);
+    expect(res.json.results[2]).toMatchObject({ code: "insufficient_credits", available: 9, requested: 10 });
+    expect([await available(parent), await available(kid)]).toEqual([82, 0]);
+    expect((await call("GET", `/v1/accounts/${kid}/budget`)).json).toMatchObject({ used: 18, remaining: 7 });
+    const ins = (await ledgerEntries(kid)).filter((e) => e.kind === "transfer.in").map((e) => e.amount);
+    expect(ins).toEqual([6, 10, 2]);
+    // The same batch again replays every event and draws nothing more.
+    const again = await call("POST", "/v1/usage", { events });
+    expect(again.json.results.map((r: any) => r.status)).toEqual([200, 200, 402, 200]);
+    expect([await available(parent), await available(kid)]).toEqual([82, 0]);
+  });
+
   it("refuses past the budget or the parent's credits with available = own + drawable, moving nothing", async () => {
     const { parent, kids } = await tree(20, 1, 50);
     const kid = kids[0] as string;
