@@ -75,8 +75,11 @@ route(
     const input = budgetInput(c);
     const stub = ledgerOf(c, accountId);
     const out = await stub.putBudget(accountId, input);
-    const parentId = out.ok ? (await stub.getAccount())?.parent_id : null;
-    if (parentId) await saveBudget(c.env.DB, accountId, parentId, input, Date.now());
+    // Mirrored for the drawdown report even without a parent yet ("" until it has one): the report finds it by child.
+    if (out.ok) {
+      const parentId = (await stub.getAccount())?.parent_id ?? "";
+      await saveBudget(c.env.DB, accountId, parentId, input, Date.now());
+    }
     return send(c, out);
   },
 );

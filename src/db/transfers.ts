@@ -3,7 +3,7 @@
  * body sent under an id owns it, so the same id sent with another body, or
  * from another account, is a conflict wherever it is sent from.
  */
-import { and, eq } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { apiKeys, budgets, transfers } from "./schema";
 
@@ -128,7 +128,10 @@ export async function drawdownRows(
   const set = await drizzle(d1)
     .select()
     .from(budgets)
-    .where(eq(budgets.parentId, parentId))
+    // By the children the directory lists now, not budgets.parent_id: a child moved since its budget was set is here.
+    .where(
+      sql`${budgets.accountId} IN (SELECT account_id FROM accounts WHERE parent_id = ${parentId} ORDER BY account_id LIMIT ${MAX_DRAWDOWN_CHILDREN})`,
+    )
     .orderBy(budgets.accountId)
     .limit(MAX_DRAWDOWN_CHILDREN);
   return { children, more: kids.results.length > MAX_DRAWDOWN_CHILDREN, rows: results, budgets: set };

@@ -235,4 +235,31 @@ describe("GET /v1/reports/drawdown", () => {
     );
     expectProblem(await call("GET", `/v1/reports/drawdown?from=${from}&to=${to}`), 400, "invalid_request");
   });
+
+  it("shows a child's budget under the parent it has now: set before it had one, or moved since", async () => {
+    const { parent: first, kids } = await tree(0, 1, 30);
+    const moved = kids[0] as string;
+    const second = uid("org");
+    expect((await call("PUT", `/v1/accounts/${second}`, {})).status).toBe(201);
+    const orphan = uid("dept");
+    expect((await call("PUT", `/v1/accounts/${orphan}`, {})).status).toBe(201);
+    expect((await call("PUT", `/v1/accounts/${orphan}/budget`, { period: "month", limit: 7 })).status).toBe(200);
+    expect((await call("PUT", `/v1/accounts/${orphan}`, { parent_id: second })).status).toBe(200);
+    expect((await call("PUT", `/v1/accounts/${moved}`, { parent_id: second })).status).toBe(200);
+    for (const id of [first, second, moved, orphan])
+      await runInDurableObject(ledgerStubFor(id), (inst: AccountLedger) => inst.drain());
+    const now = new Date();
+    const from = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1)).toISOString();
+    const to = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1)).toISOString();
+    const report = async (parent: string) =>
+      (await call("GET", `/v1/reports/drawdown?parent_id=${parent}&period=month&from=${from}&to=${to}`)).json;
+    const rows = (await report(second)).periods[0].children;
+    expect(rows).toEqual(
+      [
+        { account_id: moved, drawn: 0, consumed: 0, budget: { unit: "credits", period: "month", limit: 30 } },
+        { account_id: orphan, drawn: 0, consumed: 0, budget: { unit: "credits", period: "month", limit: 7 } },
+      ].sort((x, y) => x.account_id.localeCompare(y.account_id)),
+    );
+    expect(JSON.stringify(await report(first))).not.toContain(moved);
+  });
 });
