@@ -9,6 +9,7 @@
  */
 import { z } from "@hono/zod-openapi";
 import { ledgerStub } from "../account/stub";
+import { mapLimit } from "../cron/job";
 import { descendantsOf } from "../db/accounts";
 import { ApiError } from "../errors";
 import { CREDIT_TYPES, type CreditType } from "../ledger";
@@ -40,20 +41,6 @@ interface Totals {
   available: number;
   held: number;
   by_type: Record<CreditType, number>;
-}
-
-/** Runs `fn` over `items`, at most `limit` at a time, results in order. */
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
 }
 
 /**
