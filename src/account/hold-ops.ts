@@ -1,5 +1,12 @@
 /** Holds and receipts on one account: reserve, capture or release, settle. */
-import { type Hold, planCloseHold, planReserve, withRating } from "../ledger";
+import {
+  convertedView,
+  type Hold,
+  planCloseHold,
+  planDebitMaybeConverting,
+  WRITE_APPLIED_MAX,
+  withRating,
+} from "../ledger";
 import { type AccountCore, POLICY_UNKNOWN, type Scope } from "./core";
 import { openHold } from "./records";
 import { holdRecorded, readHold, readIdempotency } from "./storage";
@@ -38,12 +45,13 @@ export function reserve(
   }
   const nowMs = core.now();
   const draw = { ref: req.id, unit: req.unit, amount: req.amount };
-  const planned = planReserve(core.lots.values(), draw, policy, nowMs, kind);
+  // `convert: true` brings the rates into req.unit, as for a debit; the hold keeps each leg's rate.
+  const planned = planDebitMaybeConverting(core.lots.values(), draw, policy, nowMs, req.conversions, kind);
   if (!planned.ok) return refuse(fromLedgerError(planned.error));
-  const { applied } = planned.value;
+  const { applied, converted } = planned.value;
   const velocity = velocityGate(core, req.unit, req.amount, nowMs);
   if (velocity.refused) return velocity.refused;
-  const hold = openHold(req, kind, applied, nowMs);
+  const hold = openHold(req, kind, applied, nowMs, converted);
   return core.commit(
     {
       ctx,
@@ -53,7 +61,10 @@ export function reserve(
       velocity: velocity.tally,
     },
     nowMs,
-    (lots) => reserveBody(req, hold, applied, balanceJson(ctx.accountId, req.unit, nowMs, lots.values())),
+    (lots) => ({
+      ...reserveBody(req, hold, applied, balanceJson(ctx.accountId, req.unit, nowMs, lots.values())),
+      ...convertedView(converted, WRITE_APPLIED_MAX),
+    }),
     { scope: kind, idem, status: 201 },
   );
 }

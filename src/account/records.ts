@@ -3,7 +3,16 @@
  * what the D1 indexes and the alarm need to know about them. No SQL here, so
  * they are unit-tested without workerd.
  */
-import { type Applied, type Hold, type HoldKind, iso, type Lot, nextExpiryMs } from "../ledger";
+import {
+  type Applied,
+  type ConvertedLeg,
+  type Hold,
+  type HoldKind,
+  holdAllocations,
+  iso,
+  type Lot,
+  nextExpiryMs,
+} from "../ledger";
 import type { AccountInput, AccountRecord, HoldRequest } from "./types";
 
 /**
@@ -37,13 +46,20 @@ function velocityOf(prev: AccountRecord | null, input: AccountInput): Pick<Accou
 }
 
 /** The open hold a reservation creates over the lots it drew from. */
-export function openHold(req: HoldRequest, kind: HoldKind, applied: readonly Applied[], nowMs: number): Hold {
+export function openHold(
+  req: HoldRequest,
+  kind: HoldKind,
+  applied: readonly Applied[],
+  nowMs: number,
+  converted: readonly ConvertedLeg[] = [],
+): Hold {
   return {
     holdId: req.id,
     kind,
     unit: req.unit,
     amount: req.amount,
-    allocations: applied.map((a) => ({ grantId: a.grantId, amount: a.amount })),
+    // A converting hold's lots in other units keep their unit and rate: its close converts back at them.
+    allocations: holdAllocations({ applied, converted }),
     status: "open",
     // A receipt stays held until its settle grace ends; then the sweep captures it in full.
     expiresAtMs: req.receipt ? req.receipt.expiresAtMs + req.receipt.settleGraceMs : nowMs + req.ttlSeconds * 1000,

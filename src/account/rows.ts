@@ -89,9 +89,23 @@ type Allocation = Hold["allocations"][number];
 
 function readSpilled(sql: SqlStorage, holdId: string): Allocation[] {
   return sql
-    .exec("SELECT grant_id, amount FROM hold_allocations WHERE hold_id = ? ORDER BY idx", holdId)
+    .exec(
+      `SELECT grant_id, amount, conversion_unit, conversion_numerator, conversion_denominator
+       FROM hold_allocations WHERE hold_id = ? ORDER BY idx`,
+      holdId,
+    )
     .toArray()
-    .map((a) => ({ grantId: String(a.grant_id), amount: Number(a.amount) }));
+    .map((a) => {
+      const unit = strOrNull(a.conversion_unit ?? null);
+      const alloc: Allocation = { grantId: String(a.grant_id), amount: Number(a.amount) };
+      if (unit === null) return alloc;
+      const conversion = {
+        unit,
+        numerator: int(a.conversion_numerator ?? null),
+        denominator: int(a.conversion_denominator ?? null),
+      };
+      return { ...alloc, conversion };
+    });
 }
 
 export function holdFromRow(sql: SqlStorage, r: Row): Hold {
@@ -118,11 +132,15 @@ export function writeHold(sql: SqlStorage, h: Hold): void {
   if (allocations.length > HOLD_ALLOCATIONS_INLINE_MAX && h.status === "open") {
     h.allocations.forEach((a, idx) => {
       sql.exec(
-        "INSERT OR IGNORE INTO hold_allocations (hold_id, idx, grant_id, amount) VALUES (?, ?, ?, ?)",
+        `INSERT OR IGNORE INTO hold_allocations (hold_id, idx, grant_id, amount,
+          conversion_unit, conversion_numerator, conversion_denominator) VALUES (?, ?, ?, ?, ?, ?, ?)`,
         h.holdId,
         idx,
         a.grantId,
         a.amount,
+        a.conversion?.unit ?? null,
+        a.conversion?.numerator ?? null,
+        a.conversion?.denominator ?? null,
       );
     });
   }

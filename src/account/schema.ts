@@ -110,6 +110,10 @@ export function migrate(sql: SqlStorage): void {
   addColumn(sql, "entries", "conversion_to_unit", "TEXT");
   addColumn(sql, "entries", "conversion_numerator", "INTEGER");
   addColumn(sql, "entries", "conversion_denominator", "INTEGER");
+  // A spilled allocation of a converting hold: its lot's unit and rate (HoldAllocation.conversion); null when absent.
+  addColumn(sql, "hold_allocations", "conversion_unit", "TEXT");
+  addColumn(sql, "hold_allocations", "conversion_numerator", "INTEGER");
+  addColumn(sql, "hold_allocations", "conversion_denominator", "INTEGER");
   const marked = sql.exec("SELECT 1 FROM lot_marks LIMIT 1").toArray().length > 0;
   const entries = sql.exec("SELECT 1 FROM entries WHERE grant_id IS NOT NULL LIMIT 1").toArray().length > 0;
   if (!marked && entries) backfillMarks(sql);

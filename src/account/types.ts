@@ -81,6 +81,8 @@ export interface DebitRequest extends DrawRequest {
 
 export interface HoldRequest extends DrawRequest {
   ttlSeconds: number;
+  /** `convert: true` only: as DebitRequest.conversions; the hold keeps each leg's rate until it closes. */
+  conversions?: ConversionSource[];
   /** Receipts only: the signed token to serve, its `exp`, and the settle grace after it. */
   receipt?: { token: string; expiresAtMs: number; settleGraceMs: number };
 }

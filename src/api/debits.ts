@@ -4,20 +4,13 @@ import { idempotencyOf, ledgerOf, opContext, pathId, READERS, requireRole, send,
 import { ChargeFields, RatingResultFields, resolveCharge } from "./meters";
 import { resource, route } from "./route";
 import { AccountIdParam, AppliedMore, AppliedSchema, BalanceSchema, Id, json, Metadata, problems } from "./schemas";
-import { ConvertedSchema, conversionsInto } from "./units";
+import { ConvertedSchema, ConvertFlag, conversionsInto } from "./units";
 
 export const DebitInputSchema = z
   .strictObject({
     debit_id: Id.optional(),
     ...ChargeFields,
-    convert: z
-      .boolean()
-      .optional()
-      .openapi({
-        description:
-          "Once the unit is spent, draw from lots in the units of the policy's `convert_from` that have a rate to it, " +
-          "in that order (the amount drawn there rounded up); see `converted` in the answer",
-      }),
+    convert: ConvertFlag,
     metadata: Metadata.optional().openapi({ description: "Kept with the debit; served by GET …/debits/{debit_id}" }),
   })
   .openapi("DebitInput");

@@ -24,11 +24,13 @@ import {
   problems,
   TimeIdCursor,
 } from "./schemas";
+import { ConvertedSchema, ConvertFlag, conversionsInto } from "./units";
 
 export const HoldInputSchema = z
   .strictObject({
     hold_id: Id.optional(),
     ...ChargeFields,
+    convert: ConvertFlag,
     ttl_seconds: z.number().int().min(1).max(86_400).default(300),
   })
   .openapi("HoldInput");
@@ -42,6 +44,7 @@ const HoldCreated = z.object({
   expires_at: z.string(),
   applied: AppliedSchema,
   applied_more: AppliedMore,
+  converted: ConvertedSchema,
   balance: BalanceSchema,
 });
 const CaptureInput = z.strictObject({ amount: z.number().int().min(0).max(1e15).optional() }).openapi("CaptureInput");
@@ -74,7 +77,9 @@ route(
     const accountId = pathId(c, "account_id");
     const input = validBody(c, HoldInputSchema);
     const idem = idempotencyOf(c, input.hold_id, "hold_id");
-    const req = { id: idem.key, ...(await resolveCharge(c, input)), ttlSeconds: input.ttl_seconds };
+    const charge = await resolveCharge(c, input);
+    const conversions = input.convert ? await conversionsInto(c, charge.unit) : undefined;
+    const req = { id: idem.key, ...charge, ttlSeconds: input.ttl_seconds, ...(conversions ? { conversions } : {}) };
     return send(c, await ledgerOf(c, accountId).hold(await opContext(c, accountId), req, idem, "hold"));
   },
 );

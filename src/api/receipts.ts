@@ -15,11 +15,13 @@ import { ChargeFields, RatingResultFields, resolveCharge } from "./meters";
 import { resource, route } from "./route";
 import { AccountIdParam, AppliedMore, AppliedSchema, BalanceSchema, Id, json, problems } from "./schemas";
 import { requireAccountInScope } from "./scope";
+import { ConvertedSchema, ConvertFlag, conversionsInto } from "./units";
 
 export const ReceiptInputSchema = z
   .strictObject({
     receipt_id: Id.optional(),
     ...ChargeFields,
+    convert: ConvertFlag,
     ttl_seconds: z.number().int().min(1).max(3600).default(60),
     audience: z
       .string()
@@ -40,6 +42,7 @@ export const ReceiptCreatedSchema = z
     expires_at: z.string(),
     applied: AppliedSchema,
     applied_more: AppliedMore,
+    converted: ConvertedSchema,
     balance: BalanceSchema,
   })
   .openapi("ReceiptCreated");
@@ -93,6 +96,7 @@ route(
     const input = validBody(c, ReceiptInputSchema);
     const idem = idempotencyOf(c, input.receipt_id, "receipt_id");
     const charge = await resolveCharge(c, input);
+    const conversions = input.convert ? await conversionsInto(c, charge.unit) : undefined;
     const issuedAtS = Math.floor(Date.now() / 1000);
     const expiresAtS = issuedAtS + input.ttl_seconds;
     // Signed before the hold so a signing failure never leaves credits held.
@@ -111,6 +115,7 @@ route(
       ...charge,
       ttlSeconds: input.ttl_seconds,
       receipt: { token, expiresAtMs: expiresAtS * 1000, settleGraceMs: SETTLE_GRACE_SECONDS * 1000 },
+      ...(conversions ? { conversions } : {}),
     };
     return send(c, await ledgerOf(c, accountId).hold(await opContext(c, accountId), req, idem, "receipt"));
   },

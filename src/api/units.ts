@@ -95,7 +95,17 @@ function ratePath(c: AppContext): { from: string; to: string } {
   return { from, to };
 }
 
-/** A converting debit's `converted` member: what it drew from each other unit (left out when none). */
+/** The `convert` flag of a debit, hold or receipt (API.md, Units, conversions and meters). */
+export const ConvertFlag = z
+  .boolean()
+  .optional()
+  .openapi({
+    description:
+      "Once the unit is spent, draw from lots in the units of the policy's `convert_from` that have a rate to it, " +
+      "in that order (the amount drawn there rounded up); see `converted` in the answer",
+  });
+
+/** A converting debit's (hold's, receipt's) `converted` member: what it drew from each other unit (left out when none). */
 export const ConvertedSchema = z
   .array(
     z.object({

@@ -6,7 +6,8 @@
  * - what it takes of `from` to cover `y` of `to` is rounded UP (costIn).
  * No Cloudflare imports, no I/O; BigInt inside, so a product past 2^53 is exact.
  */
-import { type DrawCommand, type DrawPlan, planDebit } from "./draw";
+import { type DrawCommand, type DrawPlan, planDebit, planReserve } from "./draw";
+import type { HoldAllocation } from "./holds";
 import { spendable } from "./lots";
 import type { Policy } from "./policy";
 import { type Applied, assert, err, type LedgerError, type Lot, ok, type Result } from "./types";
@@ -121,12 +122,15 @@ export interface ConvertingPlan extends DrawPlan {
   converted: ConvertedLeg[];
 }
 
+/** What a draw does to its lots: a debit consumes them now, a hold or receipt reserves them. */
+export type DrawKind = "debit" | "hold" | "receipt";
+
 /**
- * A debit of `cmd.amount` in `cmd.unit` that, once the unit's own live lots
- * are spent, draws from `sources` in order (planConversion). Each unit's part
- * is drawn from that unit's lots in the policy's consumption order; entries
- * are in their own lot's unit, and those of other units carry `conversion`
- * (the draw's unit and the rate). All or nothing.
+ * A debit (hold, receipt: `kind`) of `cmd.amount` in `cmd.unit` that, once
+ * the unit's own live lots are spent, draws from `sources` in order
+ * (planConversion). Each unit's part is drawn from that unit's lots in the
+ * policy's consumption order; entries are in their own lot's unit, and those
+ * of other units carry `conversion` (the draw's unit and the rate). All or nothing.
  * @example planConvertingDebit(lots, { ref: "d1", unit: "credits", amount: 20 }, policy, now, sources)
  */
 export function planConvertingDebit(
@@ -135,19 +139,22 @@ export function planConvertingDebit(
   policy: Policy,
   nowMs: number,
   sources: readonly ConversionSource[],
+  kind: DrawKind = "debit",
 ): Result<ConvertingPlan, LedgerError> {
   const planned = planConversion(lots, cmd.unit, cmd.amount, sources, nowMs);
   if (!planned.ok) return planned;
+  const draw = (c: DrawCommand) =>
+    kind === "debit" ? planDebit(lots, c, policy, nowMs) : planReserve(lots, c, policy, nowMs, kind);
   const plan: ConvertingPlan = { applied: [], lots: [], entries: [], converted: [] };
   if (planned.value.own > 0) {
-    const own = planDebit(lots, { ...cmd, amount: planned.value.own }, policy, nowMs);
+    const own = draw({ ...cmd, amount: planned.value.own });
     assert(own.ok, "planConvertingDebit: the unit's own lots covered less than planConversion counted");
     plan.applied.push(...own.value.applied);
     plan.lots.push(...own.value.lots);
     plan.entries.push(...own.value.entries);
   }
   for (const leg of planned.value.legs) {
-    const drawn = planDebit(lots, { ref: cmd.ref, unit: leg.unit, amount: leg.take }, policy, nowMs);
+    const drawn = draw({ ref: cmd.ref, unit: leg.unit, amount: leg.take });
     assert(drawn.ok, `planConvertingDebit: ${leg.unit} lots covered less than planConversion counted`);
     const conversion = { to_unit: cmd.unit, numerator: leg.rate.numerator, denominator: leg.rate.denominator };
     plan.converted.push({ ...leg, applied: drawn.value.applied });
@@ -158,9 +165,10 @@ export function planConvertingDebit(
 }
 
 /**
- * The debit the account runs: a plain one (planDebit) unless the request
- * brought rates (`convert: true`) and the policy's `convert_from` lists a unit
- * that has one, then a converting one. `converted` is empty for a plain debit.
+ * The debit (hold, receipt: `kind`) the account runs: a plain one (planDebit,
+ * planReserve) unless the request brought rates (`convert: true`) and the
+ * policy's `convert_from` lists a unit that has one, then a converting one.
+ * `converted` is empty for a plain draw.
  */
 export function planDebitMaybeConverting(
   lots: Iterable<Lot>,
@@ -168,13 +176,30 @@ export function planDebitMaybeConverting(
   policy: Policy,
   nowMs: number,
   rates: readonly ConversionSource[] | undefined,
+  kind: DrawKind = "debit",
 ): Result<ConvertingPlan, LedgerError> {
   const sources = rates ? sourcesFor(policy.convert_from, new Map(rates.map((r) => [r.unit, r.rate]))) : [];
   if (sources.length === 0) {
-    const plain = planDebit(lots, cmd, policy, nowMs);
+    const plain = kind === "debit" ? planDebit(lots, cmd, policy, nowMs) : planReserve(lots, cmd, policy, nowMs, kind);
     return plain.ok ? ok({ ...plain.value, converted: [] }) : plain;
   }
-  return planConvertingDebit([...lots], cmd, policy, nowMs, sources);
+  return planConvertingDebit([...lots], cmd, policy, nowMs, sources, kind);
+}
+
+/**
+ * A hold's allocations from a (maybe converting) reservation: the own unit's
+ * lots, then each converted leg's, each carrying its unit and rate.
+ */
+export function holdAllocations(plan: {
+  applied: readonly Applied[];
+  converted: readonly ConvertedLeg[];
+}): HoldAllocation[] {
+  const out: HoldAllocation[] = plan.applied.map((a) => ({ grantId: a.grantId, amount: a.amount }));
+  for (const leg of plan.converted) {
+    const conversion = { unit: leg.unit, numerator: leg.rate.numerator, denominator: leg.rate.denominator };
+    for (const a of leg.applied) out.push({ grantId: a.grantId, amount: a.amount, conversion });
+  }
+  return out;
 }
 
 /** The `converted` member of a debit's answer: one item per other unit drawn (none: the member is left out). */

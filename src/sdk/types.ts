@@ -138,6 +138,8 @@ export type HoldInput = Charge & {
   hold_id?: string;
   unit?: string;
   ttl_seconds?: number;
+  /** As on a debit: once `unit` is spent, reserve from the policy's `convert_from` units that have a rate to it. */
+  convert?: boolean;
 };
 
 export interface HoldCreated extends MeteredResult {
@@ -181,6 +183,8 @@ export type ReceiptInput = Charge & {
   unit?: string;
   ttl_seconds?: number;
   audience?: string;
+  /** As on a debit: the receipt's hold may reserve from the policy's `convert_from` units. */
+  convert?: boolean;
 };
 
 export interface ReceiptCreated extends MeteredResult {
