@@ -8,6 +8,7 @@ import { drawdownRows, MAX_DRAWDOWN_CHILDREN, saveBudget } from "../db/transfers
 import { ApiError } from "../errors";
 import { BUDGET_PERIODS } from "../ledger/budget";
 import { MAX_PERIODS, PERIODS, periodsOf } from "../reports/periods";
+import { recordChange } from "./audit";
 import { type AppContext, ledgerOf, pathId, READERS, requireRole, send, validBody, validQuery } from "./context";
 import { REPORT_READERS } from "./reports";
 import { resource, route } from "./route";
@@ -74,11 +75,18 @@ route(
     const accountId = pathId(c, "account_id");
     const input = budgetInput(c);
     const stub = ledgerOf(c, accountId);
+    const before = await stub.getBudget(accountId);
     const out = await stub.putBudget(accountId, input);
     // Mirrored for the drawdown report even without a parent yet ("" until it has one): the report finds it by child.
     if (out.ok) {
       const parentId = (await stub.getAccount())?.parent_id ?? "";
       await saveBudget(c.env.DB, accountId, parentId, input, Date.now());
+      await recordChange(c, {
+        action: "budget.updated",
+        target: accountId,
+        before: before.ok ? before.body : null,
+        after: out.body,
+      });
     }
     return send(c, out);
   },
@@ -114,7 +122,11 @@ route(
     const accountId = pathId(c, "account_id");
     const stub = ledgerOf(c, accountId);
     const out = await stub.deleteBudget(accountId);
-    if (out.ok) await saveBudget(c.env.DB, accountId, "", null, Date.now());
+    if (out.ok) {
+      await saveBudget(c.env.DB, accountId, "", null, Date.now());
+      const { deleted: _, ...removed } = out.body as Record<string, unknown>;
+      await recordChange(c, { action: "budget.deleted", target: accountId, before: removed, after: null });
+    }
     return send(c, out);
   },
 );

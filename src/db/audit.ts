@@ -39,6 +39,9 @@ export const AUDIT_ACTIONS = [
   "rate.deleted",
   "meter.created",
   "meter.updated",
+  // department budgets (src/api/budgets.ts)
+  "budget.updated",
+  "budget.deleted",
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 

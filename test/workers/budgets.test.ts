@@ -207,6 +207,27 @@ describe("budget draws", () => {
   });
 });
 
+describe("budget changes are audited", () => {
+  it("PUT and DELETE write budget.updated and budget.deleted with before and after", async () => {
+    const { kids } = await tree(10, 1, null);
+    const kid = kids[0] as string;
+    expect((await call("PUT", `/v1/accounts/${kid}/budget`, { period: "month", limit: 30 })).status).toBe(200);
+    expect((await call("PUT", `/v1/accounts/${kid}/budget`, { period: "day", limit: 5 })).status).toBe(200);
+    expect((await call("DELETE", `/v1/accounts/${kid}/budget`)).status).toBe(200);
+    const audit = await call("GET", `/v1/audit?target=${kid}&limit=100`);
+    expect(audit.status).toBe(200);
+    const rows = audit.json.events.filter((e: any) => e.action.startsWith("budget."));
+    expect(rows.map((e: any) => e.action)).toEqual(["budget.updated", "budget.updated", "budget.deleted"]);
+    expect(rows[0].before).toBeNull();
+    expect(rows[0].after).toMatchObject({ period: "month", limit: 30 });
+    expect(rows[1].before).toMatchObject({ period: "month", limit: 30 });
+    expect(rows[1].after).toMatchObject({ period: "day", limit: 5 });
+    expect(rows[2].before).toMatchObject({ period: "day", limit: 5 });
+    expect(rows[2].after).toBeNull();
+    for (const e of rows) expect(e.actor).toBe("admin-token:admin");
+  });
+});
+
 describe("GET /v1/reports/drawdown", () => {
   it("reports per child what was drawn, consumed and the budget", async () => {
     const { parent, kids } = await tree(100, 2, 25);
