@@ -396,13 +396,17 @@ export class TransferDesk {
   private cancel(ctx: OpContext, rec: OutRecord): OutRecord {
     const core = this.core;
     const nowMs = core.now();
-    const back = planTransferIn(
-      core.lots,
-      { ref: rec.transferId, reason: rec.reason, slices: rec.slices, tag: "r" },
-      core.lots.size + 1,
-      nowMs,
-    );
-    // The credits left this account a moment ago: they always fit back (the total only went down).
+    const plan = (tag: string) =>
+      planTransferIn(
+        core.lots,
+        { ref: rec.transferId, reason: rec.reason, slices: rec.slices, tag },
+        core.lots.size + 1,
+        nowMs,
+      );
+    // The credits left this account a moment ago: they always fit back (the total only went down). Only
+    // their lot ids can clash, with grants a client named `<transfer_id>.r<n>`: then a fresh tag, never a throw.
+    let back = plan("r");
+    if (!back.ok) back = plan(`r${crypto.randomUUID().replaceAll("-", "").slice(0, 16)}-`);
     if (!back.ok) throw new Error(`transfer ${rec.transferId} cannot return its credits: ${back.error.code}`);
     this.transact(() => {
       setOutState(this.sql, rec.transferId, "cancelled", null, nowMs);
@@ -436,7 +440,19 @@ export class TransferDesk {
       )
       .toArray()
       .map((r) => String(r.transfer_id));
-    for (const id of due) await this.recoverOne(ctx, id);
+    // One transfer's failure never holds up the others (nor the budget draws recovered after them).
+    for (const id of due) {
+      try {
+        await this.recoverOne(ctx, id);
+      } catch (e) {
+        log({
+          event: "transfer.recover_error",
+          account_id: ctx.accountId,
+          transfer_id: id,
+          error: e instanceof Error ? e.message : String(e),
+        });
+      }
+    }
     return this.nextRecoveryMs();
   }
 

@@ -54,6 +54,20 @@ function budgetInput(c: AppContext) {
   }
 }
 
+/**
+ * A budget draws from the account's parent. A scoped key's own scope account
+ * has its parent outside the key's tree, so the key may not set or remove
+ * that budget: it would spend credits it cannot even see.
+ */
+function requireParentInScope(c: AppContext, accountId: string): void {
+  if (c.get("caller").accountScope === accountId) {
+    throw new ApiError(
+      "forbidden",
+      "a budget draws from the parent account, outside this key's scope; an unscoped key must set it",
+    );
+  }
+}
+
 export const budgets = resource();
 
 const budgetPath = "/v1/accounts/{account_id}/budget";
@@ -73,6 +87,7 @@ route(
   async (c) => {
     requireRole(c, BUDGET_WRITERS);
     const accountId = pathId(c, "account_id");
+    requireParentInScope(c, accountId);
     const input = budgetInput(c);
     const stub = ledgerOf(c, accountId);
     const before = await stub.getBudget(accountId);
@@ -120,6 +135,7 @@ route(
   async (c) => {
     requireRole(c, BUDGET_WRITERS);
     const accountId = pathId(c, "account_id");
+    requireParentInScope(c, accountId);
     const stub = ledgerOf(c, accountId);
     const out = await stub.deleteBudget(accountId);
     if (out.ok) {

@@ -32,14 +32,21 @@ export function mergeThresholds(
   return next;
 }
 
-/** The account's thresholds: each kind it overrides, else the global one. */
+/**
+ * The account's thresholds, kind by kind: the stricter (lower) of its
+ * override and the global one, and either where only one is set. An override
+ * only tightens four eyes: the key that may set account policy (finance) can
+ * never raise its own account above the admin's global threshold.
+ */
 export function effectiveThresholds(
   global: ApprovalThresholds | undefined,
   overrides: ApprovalThresholdsPatch | undefined | null,
 ): ApprovalThresholds {
   const out: ApprovalThresholds = {};
   for (const kind of APPROVAL_KINDS) {
-    const value = overrides?.[kind] ?? global?.[kind];
+    const own = overrides?.[kind] ?? undefined;
+    const base = global?.[kind];
+    const value = own === undefined ? base : base === undefined ? own : Math.min(own, base);
     if (value !== undefined) out[kind] = value;
   }
   return out;

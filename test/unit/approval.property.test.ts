@@ -77,11 +77,15 @@ describe("thresholds merge kind by kind", () => {
     );
   });
 
-  it("effective: each kind the account sets, else the global one", () => {
+  it("effective: the stricter of the account's and the global threshold, kind by kind; never above the global", () => {
     fc.assert(
       fc.property(thresholds, thresholds, (global, own) => {
         const eff = effectiveThresholds(global, own);
-        for (const k of APPROVAL_KINDS) expect(eff[k]).toBe(own[k] ?? global[k]);
+        for (const k of APPROVAL_KINDS) {
+          const [o, g] = [own[k], global[k]];
+          expect(eff[k]).toBe(o === undefined ? g : g === undefined ? o : o < g ? o : g);
+          if (g !== undefined) expect(eff[k]).toBeLessThanOrEqual(g);
+        }
       }),
     );
   });
@@ -100,7 +104,10 @@ describe("thresholds merge kind by kind", () => {
           }
         }
         const eff = effectivePolicy({ ...DEFAULT_POLICY, approval_threshold: global }, overrides);
-        for (const k of APPROVAL_KINDS) expect(eff.approval_threshold?.[k]).toBe(model[k] ?? global[k]);
+        for (const k of APPROVAL_KINDS) {
+          const [o, g] = [model[k], global[k]];
+          expect(eff.approval_threshold?.[k]).toBe(o === undefined ? g : g === undefined ? o : Math.min(o, g));
+        }
         expect(eff.hold_on_expiry).toBe("capture");
         // null drops every override at once.
         const cleared = mergeOverrides(overrides, { approval_threshold: null });

@@ -342,3 +342,42 @@ describe("a transfer above the source account's threshold", () => {
     expect(await auditActions(asked.json.approval_id)).toEqual(["approval.requested", "approval.approved"]);
   });
 });
+
+describe("found in review: an account override only tightens four eyes", () => {
+  it("finance raising its account's threshold above the global one still needs a second key", async () => {
+    const a = uid("acct");
+    expect((await call("PUT", `/v1/accounts/${a}`, {})).status).toBe(201);
+    const fin = (await call("POST", "/v1/api-keys", { name: uid("k"), role: "finance" })).json.key as string;
+    expect((await call("PUT", "/v1/policy", { approval_threshold: { grant: 100 } })).status).toBe(200);
+    try {
+      const raised = await call(
+        "PUT",
+        `/v1/accounts/${a}/policy`,
+        { approval_threshold: { grant: 9_000_000_000_000_000 } },
+        { token: fin },
+      );
+      expect(raised.status).toBe(200);
+      expect(raised.json.approval_threshold).toEqual({ grant: 100 });
+      const big = await call(
+        "POST",
+        `/v1/accounts/${a}/grants`,
+        { grant_id: uid("g"), type: "purchased", amount: 1000 },
+        { token: fin },
+      );
+      expect(big.status).toBe(202);
+      expect(big.json.status).toBe("pending");
+      // Lower than the global one: the account's own stricter threshold applies.
+      await call("PUT", `/v1/accounts/${a}/policy`, { approval_threshold: { grant: 10 } }, { token: fin });
+      const mid = await call(
+        "POST",
+        `/v1/accounts/${a}/grants`,
+        { grant_id: uid("g"), type: "purchased", amount: 50 },
+        { token: fin },
+      );
+      expect(mid.status).toBe(202);
+      expect((await call("GET", `/v1/accounts/${a}/balance`)).json.available).toBe(0);
+    } finally {
+      await call("PUT", "/v1/policy", { approval_threshold: { grant: null } });
+    }
+  });
+});

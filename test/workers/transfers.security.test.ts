@@ -114,3 +114,45 @@ describe("scoped keys and transfers", () => {
     }
   });
 });
+
+describe("found in review", () => {
+  it("a key scoped to a child may not give it a budget on the parent it cannot see", async () => {
+    const { root, dept } = await org();
+    await grant(root, { amount: 1000 });
+    const key = await call("POST", "/v1/api-keys", { name: uid("k"), role: "admin", account_scope: dept });
+    const token = key.json.key as string;
+    expectProblem(await call("GET", `/v1/accounts/${root}/balance`, undefined, { token }), 404, "account_not_found");
+    const put = await call("PUT", `/v1/accounts/${dept}/budget`, { period: "month", limit: 900 }, { token });
+    expectProblem(put, 403, "forbidden");
+    expectProblem(await call("DELETE", `/v1/accounts/${dept}/budget`, undefined, { token }), 403, "forbidden");
+    const d = await call("POST", `/v1/accounts/${dept}/debits`, { debit_id: uid("d"), amount: 900 }, { token });
+    expectProblem(d, 402, "insufficient_credits");
+    expect((await balance(root)).available).toBe(1000);
+  });
+
+  it("a cancelled transfer whose return lot id is taken still gives the credits back, and does not stall recovery", async () => {
+    const src = uid("src");
+    const dst = uid("dst");
+    const t = uid("t");
+    for (const id of [src, dst]) expect((await call("PUT", `/v1/accounts/${id}`, {})).status).toBe(201);
+    await grant(src, { grant_id: "g1", amount: 500 });
+    await grant(src, { grant_id: `${t}.r0`, amount: 1 });
+    // The destination already has the lot id the transfer would create: it refuses, so the source cancels.
+    await grant(dst, { grant_id: `${t}.0`, amount: 1 });
+    const res = await call("POST", "/v1/transfers", {
+      transfer_id: t,
+      from_account: src,
+      to_account: dst,
+      amount: 400,
+    });
+    expect(res.status).toBeGreaterThanOrEqual(400);
+    expect(res.status).toBeLessThan(500);
+    expect((await call("GET", `/v1/transfers/${t}`)).json.status).toBe("cancelled");
+    expect((await balance(src)).available).toBe(501);
+    expect((await balance(dst)).available).toBe(1);
+    const lots = (await call("GET", `/v1/accounts/${src}/grants?limit=100`)).json.grants;
+    const returned = lots.filter((g: any) => g.source === "transfer");
+    expect(returned.map((g: any) => g.amount)).toEqual([400]);
+    expect(returned[0].grant_id).not.toBe(`${t}.r0`);
+  });
+});
