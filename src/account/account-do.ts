@@ -24,14 +24,8 @@ import { migrate } from "./schema";
 import * as statements from "./statement";
 import { pruneIdempotency } from "./storage";
 import { ledgerStub } from "./stub";
-import {
-  type InboundAnswer,
-  type InboundRequest,
-  type SendCommand,
-  TransferDesk,
-  type TransferFaults,
-  type TransferPeer,
-} from "./transfers";
+import type { InboundAnswer, InboundRequest, SendCommand, TransferFaults, TransferPeer } from "./transfer-records";
+import { TransferDesk } from "./transfers";
 import type {
   AccountInput,
   AccountRecord,
@@ -254,7 +248,7 @@ export class AccountLedger extends DurableObject<Env> {
 
   /** A child's budget draw on this (parent) account, idempotent by draw id. */
   giveDraw(ctx: OpContext, req: { transferId: string; to: string; unit: string; amount: number }): InboundAnswer {
-    return this.transfers.giveDraw(ctx, req);
+    return this.budgets.giveDraw(ctx, req);
   }
 
   putBudget(accountId: string, budget: Budget): Outcome {

@@ -16,19 +16,19 @@
 import type { Problem } from "../errors";
 import { balanceOf } from "../ledger";
 import { type Budget, budgetRemaining, periodStart, planDrawAmount } from "../ledger/budget";
-import { BUDGET_DRAW_SOURCE, planTransferIn, type TransferSlice } from "../ledger/transfer";
+import { BUDGET_DRAW_SOURCE, planTransferIn, planTransferOut, type TransferSlice } from "../ledger/transfer";
 import { log } from "../log";
 import type { AccountCore } from "./core";
 import { readMeta, writeMeta } from "./storage";
+import { type InboundAnswer, insertOut, type OutRecord, readOut, type TransferPeer } from "./transfer-records";
 import {
+  cancelledProblem,
   commitTransferEntries,
-  type InboundAnswer,
   TRANSFER_RECOVER_AFTER_MS,
   TRANSFER_RECOVER_BATCH,
-  type TransferPeer,
 } from "./transfers";
 import type { OpContext, Outcome } from "./types";
-import { answer, missingAccount, refuse } from "./views";
+import { answer, fromLedgerError, missingAccount, refuse } from "./views";
 
 /** Draws one operation may make: a concurrent debit can spend a draw before its own retry. */
 export const MAX_DRAW_ROUNDS = 3;
@@ -286,6 +286,59 @@ export class BudgetDesk {
     }
     const row = this.sql.exec("SELECT MIN(updated_at_ms) AS at FROM budget_draws WHERE state = 'pending'").toArray()[0];
     return row?.at === null || row?.at === undefined ? null : Number(row.at) + TRANSFER_RECOVER_AFTER_MS;
+  }
+
+  // ── the parent's side of a draw ───────────────────────────────────────
+
+  /** A child's draw: the credits leave this account's lots at once; asked again, the same answer. */
+  giveDraw(ctx: OpContext, req: { transferId: string; to: string; unit: string; amount: number }): InboundAnswer {
+    const core = this.core;
+    const known = readOut(this.sql, req.transferId);
+    if (known) {
+      if (known.kind !== "draw" || known.to !== req.to || known.amount !== req.amount) {
+        return { state: "refused", problem: { code: "idempotency_conflict", detail: `id ${req.transferId} is taken` } };
+      }
+      if (known.state === "completed") return { state: "applied", slices: known.slices };
+      return { state: "refused", problem: known.problem ?? cancelledProblem(req.transferId) };
+    }
+    if (core.account === null) {
+      return { state: "refused", problem: { code: "account_not_found", detail: "the parent account does not exist" } };
+    }
+    const policy = core.policy(ctx);
+    if (policy === null || core.sweepDue(ctx) === null) return { state: "unavailable" };
+    const nowMs = core.now();
+    const reason = `budget draw by ${req.to}`;
+    const planned = planTransferOut(
+      core.lots.values(),
+      { ref: req.transferId, unit: req.unit, amount: req.amount, reason },
+      policy,
+      nowMs,
+    );
+    const record: OutRecord = {
+      transferId: req.transferId,
+      kind: "draw",
+      to: req.to,
+      unit: req.unit,
+      amount: req.amount,
+      bodyHash: "",
+      state: planned.ok ? "completed" : "refused",
+      slices: planned.ok ? planned.value.slices : [],
+      reason,
+      actor: ctx.actor,
+      response: null,
+      problem: planned.ok ? null : fromLedgerError(planned.error),
+      createdAtMs: nowMs,
+      updatedAtMs: nowMs,
+    };
+    this.transact(() => {
+      insertOut(this.sql, record);
+      if (planned.ok) {
+        const facts = { op: "budget.give", transfer_id: req.transferId, to_account: req.to, amount: req.amount };
+        commitTransferEntries(core, ctx, planned.value, nowMs, facts);
+      }
+    });
+    if (!planned.ok) return { state: "refused", problem: record.problem ?? cancelledProblem(req.transferId) };
+    return { state: "applied", slices: record.slices };
   }
 }
 

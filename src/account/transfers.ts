@@ -16,14 +16,30 @@
  * the credits come back to the source as new lots with the terms of the ones
  * they left (`transfer.in`, source_grant_id = the lot they left).
  *
- * A parent's side of a budget draw (giveDraw) is the prepare step alone,
- * idempotent by draw id: the child coordinates draws (budget.ts).
+ * A parent's side of a budget draw (BudgetDesk.giveDraw, budget.ts) is the
+ * prepare step alone, idempotent by draw id: the child coordinates draws.
  */
 import type { Problem } from "../errors";
-import { appliedView, type EntryDraft, iso, type Lot, WRITE_APPLIED_MAX } from "../ledger";
-import { planTransferIn, planTransferOut, type TransferSlice } from "../ledger/transfer";
+import type { EntryDraft, Lot } from "../ledger";
+import { planTransferIn, planTransferOut } from "../ledger/transfer";
 import { log } from "../log";
 import { type AccountCore, POLICY_UNKNOWN } from "./core";
+import {
+  completedBody,
+  type InboundAnswer,
+  type InboundRequest,
+  insertIn,
+  insertOut,
+  type OutRecord,
+  type OutState,
+  readIn,
+  readOut,
+  type SendCommand,
+  setOutState,
+  type TransferFaults,
+  type TransferPeer,
+  transferView,
+} from "./transfer-records";
 import type { Json, OpContext, Outcome } from "./types";
 import { answer, fromLedgerError, missingAccount, refuse } from "./views";
 
@@ -31,188 +47,6 @@ import { answer, fromLedgerError, missingAccount, refuse } from "./views";
 export const TRANSFER_RECOVER_AFTER_MS = 30_000;
 /** Open transfers recovered per alarm run; more wait for the next run. */
 export const TRANSFER_RECOVER_BATCH = 50;
-
-export type OutState = "preparing" | "applied" | "completed" | "cancelled" | "refused";
-
-/** A transfer this account sends (kind transfer) or a draw it gave a child (kind draw). */
-export interface OutRecord {
-  transferId: string;
-  kind: "transfer" | "draw";
-  to: string;
-  unit: string;
-  amount: number;
-  bodyHash: string;
-  state: OutState;
-  slices: TransferSlice[];
-  reason: string | null;
-  actor: string;
-  response: Json | null;
-  /** Why a draw was refused (kind draw, state refused). */
-  problem: Problem | null;
-  createdAtMs: number;
-  updatedAtMs: number;
-}
-
-export interface SendCommand {
-  transferId: string;
-  to: string;
-  unit: string;
-  amount: number;
-  reason: string | null;
-  bodyHash: string;
-}
-
-/** What the receiving side says about a transfer or draw. */
-export type InboundAnswer =
-  | { state: "applied"; slices?: TransferSlice[] }
-  | { state: "refused"; problem: Problem }
-  /** The parent cannot decide now (its global policy unknown): ask again later. */
-  | { state: "unavailable" };
-
-export interface InboundRequest {
-  transferId: string;
-  from: string;
-  unit: string;
-  amount: number;
-  reason: string | null;
-  slices: TransferSlice[];
-  actor: string;
-  requestId: string;
-}
-
-/** The RPC methods one account calls on another for transfers and draws. */
-export interface TransferPeer {
-  applyTransfer(req: InboundRequest): Promise<InboundAnswer>;
-  settleInbound(transferId: string, from: string): Promise<InboundAnswer>;
-  giveDraw(
-    ctx: OpContext,
-    req: { transferId: string; to: string; unit: string; amount: number },
-  ): Promise<InboundAnswer>;
-  balance(ctx: OpContext, unit: string, asOfMs: number | null): Promise<Outcome>;
-}
-
-/**
- * Test seams (reachable only through runInDurableObject): a throw injected
- * before the destination is asked, after it applied but before the source
- * records it, and inside the commit's transaction.
- */
-export interface TransferFaults {
-  beforeApply?: () => void;
-  afterApply?: () => void;
-  duringCommit?: () => void;
-}
-
-type Row = Record<string, SqlStorageValue>;
-
-function outFromRow(r: Row): OutRecord {
-  return {
-    transferId: String(r.transfer_id),
-    kind: String(r.kind) as OutRecord["kind"],
-    to: String(r.to_account),
-    unit: String(r.unit),
-    amount: Number(r.amount),
-    bodyHash: String(r.body_hash),
-    state: String(r.state) as OutState,
-    slices: JSON.parse(String(r.slices)) as TransferSlice[],
-    reason: r.reason === null ? null : String(r.reason),
-    actor: String(r.actor),
-    response: r.response === null ? null : (JSON.parse(String(r.response)) as Json),
-    problem: r.problem === null ? null : (JSON.parse(String(r.problem)) as Problem),
-    createdAtMs: Number(r.created_at_ms),
-    updatedAtMs: Number(r.updated_at_ms),
-  };
-}
-
-export function readOut(sql: SqlStorage, transferId: string): OutRecord | null {
-  const row = sql.exec("SELECT * FROM transfers_out WHERE transfer_id = ?", transferId).toArray()[0];
-  return row ? outFromRow(row) : null;
-}
-
-function insertOut(sql: SqlStorage, r: OutRecord): void {
-  sql.exec(
-    `INSERT INTO transfers_out (transfer_id, kind, to_account, unit, amount, body_hash, state, slices, reason,
-       actor, response, problem, created_at_ms, updated_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    r.transferId,
-    r.kind,
-    r.to,
-    r.unit,
-    r.amount,
-    r.bodyHash,
-    r.state,
-    JSON.stringify(r.slices),
-    r.reason,
-    r.actor,
-    r.response === null ? null : JSON.stringify(r.response),
-    r.problem === null ? null : JSON.stringify(r.problem),
-    r.createdAtMs,
-    r.updatedAtMs,
-  );
-}
-
-function setOutState(sql: SqlStorage, id: string, state: OutState, response: Json | null, nowMs: number): void {
-  sql.exec(
-    "UPDATE transfers_out SET state = ?, response = ?, updated_at_ms = ? WHERE transfer_id = ?",
-    state,
-    response === null ? null : JSON.stringify(response),
-    nowMs,
-    id,
-  );
-}
-
-function readIn(sql: SqlStorage, transferId: string): InboundAnswer | null {
-  const row = sql.exec("SELECT state, problem FROM transfers_in WHERE transfer_id = ?", transferId).toArray()[0];
-  if (!row) return null;
-  if (String(row.state) === "applied") return { state: "applied" };
-  return { state: "refused", problem: JSON.parse(String(row.problem)) as Problem };
-}
-
-function insertIn(
-  sql: SqlStorage,
-  req: { transferId: string; from: string; unit: string; amount: number },
-  answer: InboundAnswer,
-  nowMs: number,
-): void {
-  sql.exec(
-    `INSERT INTO transfers_in (transfer_id, from_account, state, unit, amount, problem, created_at_ms)
-     VALUES (?, ?, ?, ?, ?, ?, ?)`,
-    req.transferId,
-    req.from,
-    answer.state,
-    req.unit,
-    req.amount,
-    answer.state === "refused" ? JSON.stringify(answer.problem) : null,
-    nowMs,
-  );
-}
-
-/** The state GET /v1/transfers/{id} serves. */
-export function transferView(accountId: string, r: OutRecord) {
-  return {
-    transfer_id: r.transferId,
-    status: r.state,
-    from_account: accountId,
-    to_account: r.to,
-    amount: r.amount,
-    unit: r.unit,
-    reason: r.reason,
-    created_at: iso(r.createdAtMs),
-    updated_at: iso(r.updatedAtMs),
-  };
-}
-
-/** The first answer of a completed transfer (201). */
-function completedBody(accountId: string, r: OutRecord) {
-  const applied = r.slices.map((s) => ({ grantId: s.sourceGrantId, type: s.type, amount: s.amount }));
-  return {
-    transfer_id: r.transferId,
-    status: "completed",
-    from_account: accountId,
-    to_account: r.to,
-    amount: r.amount,
-    unit: r.unit,
-    ...appliedView(applied, WRITE_APPLIED_MAX),
-  };
-}
 
 /**
  * Commits a transfer's entries inside the caller's transaction and logs the
@@ -237,7 +71,7 @@ export function commitTransferEntries(
   });
 }
 
-const cancelledProblem = (id: string): Problem => ({
+export const cancelledProblem = (id: string): Problem => ({
   code: "idempotency_conflict",
   detail: `transfer ${id} was cancelled and moved nothing; send the transfer again with a new transfer_id`,
 });
@@ -534,58 +368,5 @@ export class TransferDesk {
     const nowMs = this.core.now();
     this.transact(() => insertIn(this.sql, { transferId, from, unit: "", amount: 0 }, refused, nowMs));
     return refused;
-  }
-
-  // ── parent of a budget draw ─────────────────────────────────────────────
-
-  /** A child's draw: the credits leave this account's lots at once; asked again, the same answer. */
-  giveDraw(ctx: OpContext, req: { transferId: string; to: string; unit: string; amount: number }): InboundAnswer {
-    const core = this.core;
-    const known = readOut(this.sql, req.transferId);
-    if (known) {
-      if (known.kind !== "draw" || known.to !== req.to || known.amount !== req.amount) {
-        return { state: "refused", problem: { code: "idempotency_conflict", detail: `id ${req.transferId} is taken` } };
-      }
-      if (known.state === "completed") return { state: "applied", slices: known.slices };
-      return { state: "refused", problem: known.problem ?? cancelledProblem(req.transferId) };
-    }
-    if (core.account === null) {
-      return { state: "refused", problem: { code: "account_not_found", detail: "the parent account does not exist" } };
-    }
-    const policy = core.policy(ctx);
-    if (policy === null || core.sweepDue(ctx) === null) return { state: "unavailable" };
-    const nowMs = core.now();
-    const reason = `budget draw by ${req.to}`;
-    const planned = planTransferOut(
-      core.lots.values(),
-      { ref: req.transferId, unit: req.unit, amount: req.amount, reason },
-      policy,
-      nowMs,
-    );
-    const record: OutRecord = {
-      transferId: req.transferId,
-      kind: "draw",
-      to: req.to,
-      unit: req.unit,
-      amount: req.amount,
-      bodyHash: "",
-      state: planned.ok ? "completed" : "refused",
-      slices: planned.ok ? planned.value.slices : [],
-      reason,
-      actor: ctx.actor,
-      response: null,
-      problem: planned.ok ? null : fromLedgerError(planned.error),
-      createdAtMs: nowMs,
-      updatedAtMs: nowMs,
-    };
-    this.transact(() => {
-      insertOut(this.sql, record);
-      if (planned.ok) {
-        const facts = { op: "budget.give", transfer_id: req.transferId, to_account: req.to, amount: req.amount };
-        commitTransferEntries(core, ctx, planned.value, nowMs, facts);
-      }
-    });
-    if (!planned.ok) return { state: "refused", problem: record.problem ?? cancelledProblem(req.transferId) };
-    return { state: "applied", slices: record.slices };
   }
 }
