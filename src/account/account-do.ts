@@ -56,6 +56,13 @@ export class AccountLedger extends DurableObject<Env> {
   /** Transfers this account sends or receives, and its budget draws (transfers.ts, budget.ts). */
   private readonly transfers: TransferDesk;
   private readonly budgets: BudgetDesk;
+  /**
+   * Work of the lifecycle features (recurring grants, referral rewards, …)
+   * that the alarm runs after its own steps: each returns when it next wants
+   * to run (DO clock), null when it has nothing left. Registered in the
+   * constructor, one line each.
+   */
+  private readonly alarmJobs: { name: string; run: () => Promise<number | null> }[] = [];
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -82,6 +89,7 @@ export class AccountLedger extends DurableObject<Env> {
     const wake = (atMs: number) => this.alarms.request(atMs - this.clock.offsetMs);
     this.transfers = new TransferDesk(this.core, transact, peer, wake);
     this.budgets = new BudgetDesk(this.core, transact, peer, wake);
+    // ── lifecycle: register commit hooks (core.hooks), due work (core.dueWork) and alarm jobs here ──
   }
 
   /** Test seam: tests move this account's clock with runInDurableObject. */
@@ -328,6 +336,11 @@ export class AccountLedger extends DurableObject<Env> {
       const ctx: OpContext = { accountId, actor: "system:transfer", requestId: "alarm", globalPolicy: null };
       wants.push(await this.transfers.recover(ctx), await this.budgets.recover(ctx));
     });
+    for (const job of this.alarmJobs) {
+      await this.step(job.name, wants, async () => {
+        wants.push(await job.run());
+      });
+    }
     const nowMs = this.core.now();
     wants.push(nextDeadline(this.core.lots.values(), this.core.openHolds.values(), nowMs));
     if (this.courier.pending() > 0) wants.push(nowMs + OUTBOX_DELAY_MS);

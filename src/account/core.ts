@@ -5,6 +5,7 @@
  * writes.ts, hold-ops.ts and reads.ts; the Durable Object only routes to them.
  */
 import {
+  type AlertDraft,
   canonicalJson,
   type EntryDraft,
   effectivePolicy,
@@ -51,7 +52,26 @@ export interface Mutation {
   invoice?: store.Change["invoice"];
   /** What this draw adds to the velocity windows (velocity.ts); written in the same transaction. */
   velocity?: VelocityTally | undefined;
+  /** Alerts the operation raises itself (e.g. grant.activated), shipped with the change. */
+  alerts?: AlertDraft[];
+  /** The operation's own rows (e.g. a recurring schedule's cursor), written inside the same transaction. */
+  write?: () => void;
+  /** Runs after the transaction committed: the operation's memory catches up with what `write` stored. */
+  applied?: () => void;
 }
+
+/**
+ * What a commit hook adds to a change it looked at: alerts, rows written in
+ * the same transaction, and memory updated once it commits. Hooks see every
+ * change that writes entries (after the operation planned it, before it is
+ * written): automatic top-up (topup.ts) and referral rewards use them.
+ */
+export interface HookEffect {
+  alerts?: AlertDraft[];
+  write?: () => void;
+  applied?: () => void;
+}
+export type CommitHook = (m: Mutation, staged: ReadonlyMap<string, Lot>, nowMs: number) => HookEffect | null;
 
 export interface Remember {
   scope: Scope;
@@ -88,6 +108,14 @@ export class AccountCore {
   readonly faults: { beforeRecord?: () => void } = {};
   /** Velocity buckets of the units with a limit (velocity.ts). */
   readonly velocity: VelocityBook;
+  /** Called by every commit that writes entries, in order (see CommitHook); registered at construction. */
+  readonly hooks: CommitHook[] = [];
+  /**
+   * Work that falls due with time and must be done before an operation draws
+   * or reads (a recurring grant's new period, its rollover): run first by
+   * sweepDue, so the outcome never depends on when the alarm fires.
+   */
+  readonly dueWork: ((ctx: OpContext, nowMs: number) => void)[] = [];
 
   constructor(
     readonly sql: SqlStorage,
@@ -161,6 +189,7 @@ export class AccountCore {
    */
   sweepDue(ctx: OpContext): number | null {
     const nowMs = this.now();
+    for (const work of this.dueWork) work(ctx, nowMs);
     if (this.holdDeadlineMs === null || this.holdDeadlineMs > nowMs) return 0;
     const policy = this.policy(ctx);
     if (policy === null) return null;
@@ -213,8 +242,16 @@ export class AccountCore {
     const staged = new Map(this.lots);
     for (const lot of lots) staged.set(lot.grantId, lot);
     const body = respond(staged) as Json;
+    const effects: HookEffect[] = [{ alerts: m.alerts, write: m.write, applied: m.applied }];
+    if (m.entries.length > 0) {
+      for (const hook of this.hooks) {
+        const effect = hook(m, staged, nowMs);
+        if (effect) effects.push(effect);
+      }
+    }
+    const extra = effects.flatMap((e) => e.alerts ?? []);
     const thresholds = this.account?.low_balance ?? null;
-    const raised = this.raise(accountId, thresholds, m.entries, staged, nowMs, `alert_${txnId}`);
+    const raised = this.raise(accountId, thresholds, m.entries, staged, nowMs, `alert_${txnId}`, extra);
     const created = createsAccount && this.account === null ? accountRecord(null, accountId, {}, nowMs) : null;
     const change: store.Change = {
       txnId,
@@ -239,8 +276,10 @@ export class AccountCore {
     this.transact(() => {
       store.writeChange(this.sql, change, nowMs);
       if (m.velocity) this.velocity.write(m.velocity);
+      for (const e of effects) e.write?.();
     });
     if (m.velocity) this.velocity.applied(m.velocity);
+    for (const e of effects) e.applied?.();
     if (created) this.account = created;
     for (const lot of lots) this.lots.set(lot.grantId, lot);
     if (m.holds?.length) {
@@ -272,8 +311,20 @@ export class AccountCore {
     lots: ReadonlyMap<string, Lot>,
     nowMs: number,
     idPrefix: string,
+    extra: readonly AlertDraft[] = [],
   ): RaisedAlerts {
     const lowBalance = this.lowBalance;
-    return raiseAlerts({ accountId, thresholds, lowBalance, drafts, lots: lots.values(), nowMs, idPrefix });
+    const lotOf = (id: string) => lots.get(id);
+    return raiseAlerts({
+      accountId,
+      thresholds,
+      lowBalance,
+      drafts,
+      lots: lots.values(),
+      nowMs,
+      idPrefix,
+      extra,
+      lotOf,
+    });
   }
 }

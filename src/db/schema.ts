@@ -286,6 +286,7 @@ export const reconciliationCheckpoints = sqliteTable(
 );
 
 export * from "./schema-approvals";
+export * from "./schema-campaigns";
 // The finance tables (audit log, bulk grants, journal) are in schema-finance.ts.
 export * from "./schema-finance";
 export * from "./schema-meters";

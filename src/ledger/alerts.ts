@@ -14,6 +14,12 @@ export const ALERT_TYPES = [
   "credits.expired",
   "usage.spike",
   "reconciliation.drift",
+  // Lifecycle events a CRM follows (issue 10): every `grant` entry, an
+  // activation of a grant awaiting payment, a campaign redemption, a top-up.
+  "grant.issued",
+  "grant.activated",
+  "grant.redeemed",
+  "topup.requested",
 ] as const;
 export type AlertType = (typeof ALERT_TYPES)[number];
 
@@ -203,6 +209,39 @@ export function usageWindow(
   return { lastHour, trailing, coveredHours: coveredHours(first, nowMs, trailingHours) };
 }
 
+/**
+ * One `grant.issued` per `grant` entry, with what a CRM needs to follow it:
+ * the lot's type, amount, source, campaign and campaign variant (the lot's
+ * `metadata.variant`, set by a redemption), so redemption can be matched with
+ * conversion without polling.
+ */
+export function issuedAlerts(
+  drafts: readonly EntryDraft[],
+  lotOf: ((grantId: string) => Lot | undefined) | undefined,
+  nowMs: number,
+): AlertDraft[] {
+  const out: AlertDraft[] = [];
+  for (const d of drafts) {
+    if (d.kind !== "grant" || d.grantId === null) continue;
+    const lot = lotOf?.(d.grantId);
+    out.push({
+      type: "grant.issued",
+      unit: d.unit,
+      data: {
+        grant_id: d.grantId,
+        unit: d.unit,
+        amount: d.amount,
+        credit_type: d.creditType,
+        source: lot?.source ?? null,
+        campaign: lot?.campaign ?? null,
+        variant: lot?.metadata?.variant ?? null,
+      },
+      atMs: nowMs,
+    });
+  }
+  return out;
+}
+
 /** Spike alerts are deduplicated per account, unit and clock hour. */
 export const spikeHour = (nowMs: number): number => Math.floor(nowMs / HOUR_MS);
 
@@ -249,6 +288,10 @@ export function raiseAlerts(change: {
   lots: Iterable<Lot>;
   nowMs: number;
   idPrefix: string;
+  /** Alerts the operation raises itself (top-up requested, grant activated, redeemed), after the rules' own. */
+  extra?: readonly AlertDraft[];
+  /** The lot a `grant` entry issued, for its grant.issued alert (campaign, source, variant). */
+  lotOf?: (grantId: string) => Lot | undefined;
 }): RaisedAlerts {
   // Only a threshold needs the balance; the common case (none) copies nothing.
   const lots = change.thresholds ? [...change.lots] : [];
@@ -258,7 +301,12 @@ export function raiseAlerts(change: {
     (unit) => balanceOf(lots, unit, change.nowMs).available,
     change.nowMs,
   );
-  const drafts = [...low.alerts, ...expiredAlerts(change.drafts, change.nowMs)];
+  const drafts = [
+    ...low.alerts,
+    ...expiredAlerts(change.drafts, change.nowMs),
+    ...issuedAlerts(change.drafts, change.lotOf, change.nowMs),
+    ...(change.extra ?? []),
+  ];
   return {
     alerts: alertRecords(drafts, change.accountId, change.idPrefix),
     lowBalance: low.state,
