@@ -8,6 +8,8 @@ export default defineConfig({
     "./src/db/schema-transfers.ts",
     "./src/db/schema-meters.ts",
     "./src/db/schema-approvals.ts",
+    "./src/db/schema-recurring.ts",
+    "./src/db/schema-campaigns.ts",
   ],
   out: "./migrations",
 });

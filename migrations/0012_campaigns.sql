@@ -31,6 +31,7 @@ CREATE TABLE `campaign_redemptions` (
 	`status` text NOT NULL,
 	`referrer_account_id` text,
 	`redeemed_at_ms` integer NOT NULL,
+	`reservation` text NOT NULL,
 	PRIMARY KEY(`campaign_id`, `account_id`)
 );
 --> statement-breakpoint

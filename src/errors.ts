@@ -25,6 +25,10 @@ export const ERROR_CODES = [
   "receipt_settled",
   "grant_closed",
   "approval_closed",
+  // campaigns and codes (src/api/redemptions.ts)
+  "already_redeemed",
+  "campaign_closed",
+  "code_not_found",
   "payload_too_large",
   "unsupported_media_type",
   "velocity_limit",
@@ -57,12 +61,15 @@ export function statusOf(code: ErrorCode): 400 | 401 | 402 | 403 | 404 | 409 | 4
     case "receipt_not_found":
     case "invoice_not_found":
     case "transfer_not_found":
+    case "code_not_found":
       return 404;
     case "idempotency_conflict":
     case "hold_closed":
     case "receipt_settled":
     case "grant_closed":
     case "approval_closed":
+    case "already_redeemed":
+    case "campaign_closed":
       return 409;
     case "payload_too_large":
       return 413;
@@ -99,6 +106,9 @@ const TITLES: Record<ErrorCode, string> = {
   receipt_settled: "Receipt already settled",
   grant_closed: "Grant closed",
   approval_closed: "Approval already decided",
+  already_redeemed: "Already redeemed",
+  campaign_closed: "Campaign closed",
+  code_not_found: "Code not found",
   payload_too_large: "Payload too large",
   unsupported_media_type: "Unsupported media type",
   velocity_limit: "Velocity limit exceeded",

@@ -7,11 +7,12 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { loadGlobalPolicy } from "../db/settings";
-import { type DoSnapshot, type InvoiceLine, type Policy, planExpire, totalsOf } from "../ledger";
+import { type DoSnapshot, type InvoiceLine, type Lot, type Policy, planExpire, totalsOf } from "../ledger";
 import type { Budget } from "../ledger/budget";
 import { log } from "../log";
 import { dispatchAlerts } from "../webhooks/dispatch";
 import { AlarmKeeper } from "./alarm";
+import { AwaitingDesk } from "./awaiting";
 import * as billing from "./billing";
 import { BudgetDesk } from "./budget";
 import { AccountCore } from "./core";
@@ -19,11 +20,15 @@ import * as holdOps from "./hold-ops";
 import { OUTBOX_DELAY_MS, OutboxCourier } from "./outbox";
 import * as reads from "./reads";
 import { nextDeadline } from "./records";
+import { RecurringDesk, type RecurringInput } from "./recurring";
+import { type RedeemInfo, redeem } from "./redemption";
+import { ReferralDesk, type ReferralPeer, type ReferralView } from "./referral";
 import * as rollup from "./rollup";
 import { migrate } from "./schema";
 import * as statements from "./statement";
 import { pruneIdempotency } from "./storage";
 import { ledgerStub } from "./stub";
+import { TopUpDesk, type TopUpInput } from "./topup";
 import type { InboundAnswer, InboundRequest, SendCommand, TransferFaults, TransferPeer } from "./transfer-records";
 import { TransferDesk } from "./transfers";
 import type {
@@ -47,6 +52,11 @@ export const IDEMPOTENCY_PRUNE_BATCH = 1000;
 /** After a step of the alarm threw, the alarm runs again this soon. */
 export const ALARM_RETRY_MS = 5_000;
 
+/** The lots no feature settles itself: what the generic expiry pass may expire. */
+function* unsettled(lots: Iterable<Lot>, settles: readonly ((lot: Lot) => boolean)[]): Generator<Lot> {
+  for (const lot of lots) if (!settles.some((settlesLater) => settlesLater(lot))) yield lot;
+}
+
 export class AccountLedger extends DurableObject<Env> {
   private readonly core: AccountCore;
   private readonly alarms: AlarmKeeper;
@@ -56,6 +66,13 @@ export class AccountLedger extends DurableObject<Env> {
   /** Transfers this account sends or receives, and its budget draws (transfers.ts, budget.ts). */
   private readonly transfers: TransferDesk;
   private readonly budgets: BudgetDesk;
+  /** Referral rewards this account (as a referee) owes its referrers (referral.ts). */
+  private readonly referrals: ReferralDesk;
+  /** Grants awaiting payment and automatic top-up rules (awaiting.ts, topup.ts). */
+  private readonly awaiting: AwaitingDesk;
+  private readonly topups: TopUpDesk;
+  /** Recurring grants: schedules and their catch-up (recurring.ts). */
+  private readonly recurring: RecurringDesk;
   /**
    * Work of the lifecycle features (recurring grants, referral rewards, …)
    * that the alarm runs after its own steps: each returns when it next wants
@@ -90,6 +107,23 @@ export class AccountLedger extends DurableObject<Env> {
     this.transfers = new TransferDesk(this.core, transact, peer, wake);
     this.budgets = new BudgetDesk(this.core, transact, peer, wake);
     // ── lifecycle: register commit hooks (core.hooks), due work (core.dueWork) and alarm jobs here ──
+    this.referrals = new ReferralDesk(
+      this.core,
+      (accountId) => ledgerStub(env, accountId) as unknown as ReferralPeer,
+      wake,
+      () => this.d1,
+    );
+    this.core.hooks.push(this.referrals.hook);
+    this.alarmJobs.push({ name: "referrals", run: () => this.referrals.deliver() });
+    this.awaiting = new AwaitingDesk(this.core);
+    this.topups = new TopUpDesk(this.core, this.awaiting);
+    this.core.hooks.push(this.topups.hook);
+    this.core.reservedIds.push((grantId) => this.awaiting.hasRecord(grantId));
+    this.recurring = new RecurringDesk(this.core, transact, wake);
+    this.core.dueWork.push((opCtx, nowMs) => void this.recurring.catchUp(opCtx, nowMs));
+    this.core.reservedIds.push((grantId) => this.recurring.reserves(grantId));
+    this.core.settlesExpiry.push((lot) => this.recurring.settlesLater(lot));
+    this.alarmJobs.push({ name: "recurring", run: async () => this.runRecurring() });
   }
 
   /** Test seam: tests move this account's clock with runInDurableObject. */
@@ -118,7 +152,7 @@ export class AccountLedger extends DurableObject<Env> {
   // ── reads ───────────────────────────────────────────────────────────────
 
   balance(ctx: OpContext, unit: string, asOfMs: number | null): Outcome {
-    return reads.balance(this.core, ctx, unit, asOfMs);
+    return reads.balance(this.core, ctx, unit, asOfMs, (u, atMs) => this.awaiting.asOf(u, atMs));
   }
 
   listGrants(accountId: string, q: reads.GrantsQuery): Outcome {
@@ -281,6 +315,81 @@ export class AccountLedger extends DurableObject<Env> {
     return this.transfers.faults;
   }
 
+  // ── recurring grants ────────────────────────────────────────────────────
+
+  createRecurring(ctx: OpContext, input: RecurringInput, bodyHash: string): Outcome {
+    return this.recurring.create(ctx, input, bodyHash);
+  }
+
+  listRecurring(ctx: OpContext): Outcome {
+    return this.recurring.list(ctx);
+  }
+
+  cancelRecurring(ctx: OpContext, recurringId: string): Outcome {
+    return this.recurring.cancel(ctx, recurringId);
+  }
+
+  /** Takes the recurring steps due now (the alarm's job and the cron's poke); returns when the next one falls due. */
+  runRecurring(): number | null {
+    const accountId = this.core.account?.account_id;
+    if (accountId === undefined) return null;
+    const ctx: OpContext = { accountId, actor: "system:recurring", requestId: "alarm", globalPolicy: null };
+    this.recurring.catchUp(ctx, this.core.now());
+    return this.recurring.dueAt();
+  }
+
+  // ── awaiting payment and top-up ─────────────────────────────────────────
+
+  /** A grant with awaiting_payment: recorded, no entry, never spendable (awaiting.ts). */
+  createAwaiting(ctx: OpContext, cmd: GrantRequest, idem: Idempotency): Outcome {
+    return this.awaiting.create(ctx, cmd, idem);
+  }
+
+  activateGrant(ctx: OpContext, grantId: string, paymentRef: string | null): Outcome {
+    return this.awaiting.activate(ctx, grantId, paymentRef);
+  }
+
+  cancelGrant(ctx: OpContext, grantId: string, reason: string): Outcome {
+    return this.awaiting.cancel(ctx, grantId, reason);
+  }
+
+  listAwaiting(accountId: string, cursor: string | null, limit: number): Outcome {
+    return this.awaiting.list(accountId, cursor, limit);
+  }
+
+  getAwaiting(accountId: string, grantId: string): Outcome {
+    return this.awaiting.get(accountId, grantId);
+  }
+
+  putTopUp(accountId: string, input: TopUpInput): Outcome {
+    return this.topups.put(accountId, input);
+  }
+
+  getTopUp(accountId: string, unit: string): Outcome {
+    return this.topups.get(accountId, unit);
+  }
+
+  deleteTopUp(accountId: string, unit: string): Outcome {
+    return this.topups.remove(accountId, unit);
+  }
+
+  // ── campaigns ───────────────────────────────────────────────────────────
+
+  /** A campaign redemption: the lot, its entry, grant.redeemed and a referral's pending reward, in one commit. */
+  redeem(ctx: OpContext, info: RedeemInfo, idem: Idempotency): Outcome {
+    return redeem(this.core, this.referrals, ctx, info, idem);
+  }
+
+  /** This account's referrals as a referee (pending, due, rewarded, failed). */
+  listReferrals(): ReferralView[] {
+    return this.referrals.list();
+  }
+
+  /** Test seam: throws injected around a referral reward's grant on the referrer (runInDurableObject only). */
+  get referralFaults(): { beforeGrant?: () => void; afterGrant?: () => void } {
+    return this.referrals.faults;
+  }
+
   // ── jobs ────────────────────────────────────────────────────────────────
 
   /**
@@ -298,7 +407,10 @@ export class AccountLedger extends DurableObject<Env> {
       requestId: "alarm",
       globalPolicy,
     };
-    const expired = planExpire(core.lots.values(), nowMs);
+    // Due work first (a recurring period's rollover moves its remainder before the rest expires).
+    for (const work of core.dueWork) work(ctx, nowMs);
+    // Lots a feature settles itself (a period's rollover still to come) are left to it.
+    const expired = planExpire(unsettled(core.lots.values(), core.settlesExpiry), nowMs);
     if (expired.entries.length > 0)
       core.commit({ ctx, lots: expired.lots, entries: expired.entries }, nowMs, () => null);
     const swept = core.sweepDue({ ...ctx, actor: "system:sweep" }) ?? 0;

@@ -116,6 +116,10 @@ export class AccountCore {
    * sweepDue, so the outcome never depends on when the alarm fires.
    */
   readonly dueWork: ((ctx: OpContext, nowMs: number) => void)[] = [];
+  /** Lot ids a feature will issue itself (a recurring grant's `<recurring_id>.<n>`): no other grant may take them. */
+  readonly reservedIds: ((grantId: string) => boolean)[] = [];
+  /** Lots whose expiry a feature settles itself (a period's rollover): the generic expiry pass leaves them. */
+  readonly settlesExpiry: ((lot: Lot) => boolean)[] = [];
 
   constructor(
     readonly sql: SqlStorage,
@@ -138,6 +142,11 @@ export class AccountCore {
     this.lowBalance = store.readMeta<LowBalanceState>(sql, "low_balance_state") ?? {};
     const global = store.readMeta<Policy>(sql, "global_policy");
     if (global) this.lastGlobal = { policy: global, json: canonicalJson(global) };
+  }
+
+  /** Whether `grantId` is taken: by a lot, or reserved by a feature for a lot it will issue. */
+  idTaken(grantId: string): boolean {
+    return this.lots.has(grantId) || this.reservedIds.some((reserved) => reserved(grantId));
   }
 
   now(): number {

@@ -18,6 +18,7 @@ import {
   type Policy,
   ratingView,
 } from "../ledger";
+import type { AwaitingGrant } from "../ledger/awaiting";
 import { type AccountCore, POLICY_UNKNOWN } from "./core";
 import { getHold } from "./hold-ops";
 import * as store from "./storage";
@@ -36,7 +37,13 @@ export const DEBIT_APPLIED_MAX = 1000;
  * last mark at or before that time: one index probe per lot of the unit,
  * whatever the length of the history.
  */
-export function balance(core: AccountCore, ctx: OpContext, unit: string, asOfMs: number | null): Outcome {
+export function balance(
+  core: AccountCore,
+  ctx: OpContext,
+  unit: string,
+  asOfMs: number | null,
+  awaitingAsOf?: (unit: string, asOfMs: number) => Iterable<AwaitingGrant>,
+): Outcome {
   const { accountId } = ctx;
   if (core.account === null) return missingAccount(accountId);
   if (asOfMs === null) {
@@ -46,7 +53,8 @@ export function balance(core: AccountCore, ctx: OpContext, unit: string, asOfMs:
   if (asOfMs > core.now()) return refuse({ code: "invalid_request", detail: "as_of may not be in the future" });
   const terms = [...core.lots.values()].filter((lot) => lot.unit === unit);
   const lots = lotsAsOf(terms, (grantId) => store.readMark(core.sql, grantId, asOfMs), asOfMs);
-  return answer(balanceJson(accountId, unit, asOfMs, lots, BALANCE_LIST_MAX));
+  // Grants awaiting payment as they stood then (recorded by then, not yet activated or cancelled).
+  return answer(balanceJson(accountId, unit, asOfMs, lots, BALANCE_LIST_MAX, awaitingAsOf?.(unit, asOfMs)));
 }
 
 export interface GrantsQuery {

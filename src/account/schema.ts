@@ -87,6 +87,30 @@ export const SCHEMA = [
   `CREATE INDEX IF NOT EXISTS budget_draws_open ON budget_draws (state, updated_at_ms)`,
   `CREATE TABLE IF NOT EXISTS budget_usage (
     unit TEXT NOT NULL, period_start_ms INTEGER NOT NULL, used INTEGER NOT NULL, PRIMARY KEY (unit, period_start_ms))`,
+  // Grants awaiting payment (account/awaiting.ts): the grant as asked (`command`, JSON), its status
+  // (awaiting_payment → activated | cancelled), and the first answer of the transition that closed it.
+  `CREATE TABLE IF NOT EXISTS awaiting_grants (
+    grant_id TEXT PRIMARY KEY, unit TEXT NOT NULL, command TEXT NOT NULL, expires_in_days INTEGER,
+    topup INTEGER NOT NULL, status TEXT NOT NULL, created_at_ms INTEGER NOT NULL, closed_at_ms INTEGER,
+    payment_ref TEXT, cancel_reason TEXT, response TEXT)`,
+  `CREATE INDEX IF NOT EXISTS awaiting_grants_by_status ON awaiting_grants (status, created_at_ms, grant_id)`,
+  `CREATE INDEX IF NOT EXISTS awaiting_grants_by_unit ON awaiting_grants (unit, created_at_ms)`,
+  // Automatic top-up rules (account/topup.ts), one per unit, with what each requested this month.
+  `CREATE TABLE IF NOT EXISTS topup_rules (unit TEXT PRIMARY KEY, rule TEXT NOT NULL, month TEXT)`,
+  // Referrals (account/referral.ts): this account redeemed a referral code of campaign_id; the referrer's
+  // reward (`terms`, as the campaign said at redemption) is pending → due (this account's first purchased
+  // grant) → rewarded, or failed after REFERRAL_MAX_ATTEMPTS. One row per campaign redeemed.
+  `CREATE TABLE IF NOT EXISTS referrals (
+    campaign_id TEXT PRIMARY KEY, referrer_account_id TEXT NOT NULL, terms TEXT NOT NULL, status TEXT NOT NULL,
+    attempts INTEGER NOT NULL, next_at_ms INTEGER, last_error TEXT, created_at_ms INTEGER NOT NULL,
+    updated_at_ms INTEGER NOT NULL)`,
+  `CREATE INDEX IF NOT EXISTS referrals_by_status ON referrals (status, next_at_ms)`,
+  // Recurring grants (account/recurring.ts): one row per schedule (≤ RECURRING_MAX_PER_ACCOUNT), its terms as
+  // JSON, the first answer (replayed by recurring_id), and the cursor: next period to issue, next period to settle.
+  `CREATE TABLE IF NOT EXISTS recurring_grants (
+    recurring_id TEXT PRIMARY KEY, spec TEXT NOT NULL, body_hash TEXT NOT NULL, response TEXT NOT NULL,
+    status TEXT NOT NULL, next_issue INTEGER NOT NULL, next_settle INTEGER NOT NULL,
+    created_at_ms INTEGER NOT NULL, cancelled_at_ms INTEGER)`,
 ];
 
 /** Entries read per step of the one-time lot-mark backfill. */

@@ -19,6 +19,8 @@ import {
   WRITE_APPLIED_MAX,
   WRITE_RESPONSE_LIST_MAX,
 } from "../ledger";
+import type { AwaitingGrant } from "../ledger/awaiting";
+import { awaitingList } from "./awaiting-list";
 import type { HoldRequest, Json, Outcome } from "./types";
 
 export const refuse = (problem: Problem): Outcome => ({ ok: false, problem });
@@ -45,15 +47,22 @@ export function fromLedgerError(e: LedgerError): Problem {
   return { code: e.code, detail: e.detail };
 }
 
-/** A balance; inside a write response its lists keep WRITE_RESPONSE_LIST_MAX items, so a record stays small. */
+/**
+ * A balance; inside a write response its lists keep WRITE_RESPONSE_LIST_MAX items, so a record stays small.
+ * `awaiting`: the grants awaiting payment to list (default: the account's open ones, awaiting-list.ts).
+ */
 export function balanceJson(
   accountId: string,
   unit: string,
   nowMs: number,
   lots: Iterable<Lot>,
   listMax = WRITE_RESPONSE_LIST_MAX,
+  awaiting?: Iterable<AwaitingGrant>,
 ): Json {
-  return balanceView(accountId, balanceOf(lots, unit, nowMs), nowMs, listMax) as unknown as Json;
+  return {
+    ...balanceView(accountId, balanceOf(lots, unit, nowMs), nowMs, listMax),
+    ...awaitingList(accountId, unit, listMax, awaiting),
+  } as unknown as Json;
 }
 
 /** A grant or a void: the lot as it now stands and the balance of its unit. */

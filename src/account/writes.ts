@@ -22,8 +22,8 @@ export function grant(core: AccountCore, ctx: OpContext, cmd: GrantRequest, idem
   const first = core.recall("grant", idem);
   if (first) return first;
   const nowMs = core.now();
-  if (core.lots.has(cmd.grantId)) {
-    return refuse({ code: "idempotency_conflict", detail: `grant ${cmd.grantId} already exists` });
+  if (core.idTaken(cmd.grantId)) {
+    return refuse({ code: "idempotency_conflict", detail: `grant ${cmd.grantId} already exists or is reserved` });
   }
   if (cmd.type === "promotional") {
     const policy = core.policy(ctx);

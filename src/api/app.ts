@@ -6,8 +6,11 @@ import { alerts } from "./alerts";
 import { apiKeys } from "./api-keys";
 import { approvals } from "./approvals";
 import { audit } from "./audit";
+import { awaiting } from "./awaiting";
 import { budgets } from "./budgets";
 import { bulk } from "./bulk";
+import { campaignReports } from "./campaign-report";
+import { campaigns } from "./campaigns";
 import type { AppEnv } from "./context";
 import { debits } from "./debits";
 import { docsPage } from "./docs";
@@ -20,9 +23,13 @@ import { auth, bodyGuard, onError, requestId } from "./middleware";
 import { policy } from "./policy";
 import { receipts } from "./receipts";
 import { reconciliation } from "./reconciliation";
+import { recurring } from "./recurring";
+import { redemptions } from "./redemptions";
+import { referrals } from "./referrals";
 import { reports } from "./reports";
 import { accountScope } from "./scope";
 import { statements } from "./statements";
+import { topup } from "./topup";
 import { transfers } from "./transfers";
 import { units } from "./units";
 import { usage } from "./usage";
@@ -72,6 +79,13 @@ export function buildApp(): OpenAPIHono<AppEnv> {
     units,
     meters,
     usage,
+    campaigns,
+    redemptions,
+    referrals,
+    recurring,
+    awaiting,
+    topup,
+    campaignReports,
   ])
     app.route("/", sub);
 

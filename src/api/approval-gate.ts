@@ -19,11 +19,12 @@ import { loadGlobalPolicy } from "../db/settings";
 import { ApiError } from "../errors";
 import { type GrantCommand, type Policy, planGrant } from "../ledger";
 import {
-  APPROVAL_KINDS,
-  type ApprovalKind,
+  APPROVAL_REQUESTS,
+  type ApprovalRequest,
   type ApprovalThresholds,
   approvalAmount,
   needsApproval,
+  THRESHOLD_OF,
 } from "../ledger/approval";
 import { log } from "../log";
 import { recordChange } from "./audit";
@@ -74,7 +75,7 @@ export interface StoredRequest {
 
 /** What a route tells askApproval about the request it is about to run. */
 export interface AskSpec {
-  kind: ApprovalKind;
+  kind: ApprovalRequest;
   /** The id's scope: the account for a grant; "" for the global transfer_id and bulk_id. */
   scope: string;
   idem: Idempotency;
@@ -169,7 +170,10 @@ export async function askApproval(c: AppContext, spec: AskSpec): Promise<Respons
   const db = c.env.DB;
   // The threshold first: a request under it runs without another D1 query on its way.
   const thresholds = await thresholdsFor(c, spec);
-  if (thresholds === null || !needsApproval(thresholds, spec.kind, approvalAmount(spec.amount, spec.accounts))) {
+  if (
+    thresholds === null ||
+    !needsApproval(thresholds, THRESHOLD_OF[spec.kind], approvalAmount(spec.amount, spec.accounts))
+  ) {
     return null;
   }
   const found = await approvalForRequest(db, spec.kind, spec.scope, spec.idem.key).catch((e: unknown) => {
@@ -184,7 +188,7 @@ export async function askApproval(c: AppContext, spec: AskSpec): Promise<Respons
   const request: StoredRequest = {
     method: "POST",
     path: spec.path,
-    ...(spec.kind === "grant" ? { account_id: spec.scope } : {}),
+    ...(spec.kind === "grant" || spec.kind === "recurring_grant" ? { account_id: spec.scope } : {}),
     idempotency_key: spec.idem.key,
     body: (c.get("body") ?? {}) as Record<string, unknown>,
   };
@@ -273,7 +277,7 @@ export function logDecision(c: AppContext, event: string, row: ApprovalRow): voi
 export const ApprovalSchema = z
   .object({
     approval_id: z.string(),
-    kind: z.enum(APPROVAL_KINDS),
+    kind: z.enum(APPROVAL_REQUESTS),
     status: z.enum(APPROVAL_STATUSES),
     request: z
       .object({

@@ -31,6 +31,7 @@ import {
   validQuery,
 } from "./context";
 import { GrantInputSchema, runGrant } from "./grants";
+import { RecurringInputSchema, runRecurringGrant } from "./recurring";
 import { resource, route } from "./route";
 import { Id, json, Limit, problems, ShortText, TimeIdCursor, timeIdCursor } from "./schemas";
 import { requireOwnRecord, requireUnscoped } from "./scope";
@@ -73,6 +74,10 @@ async function runApproved(env: Env, row: ApprovalRow, requestId: string): Promi
       }
       case "transfer":
         return await runTransferRequest(env, asker, req, requestId);
+      case "recurring_grant": {
+        const body = validate(RecurringInputSchema, req.body, "body");
+        return await runRecurringGrant(env, asker, { accountId: row.scope, body, idem }, requestId);
+      }
     }
   } catch (e) {
     if (e instanceof ApiError) return { ok: false, problem: e.problem };

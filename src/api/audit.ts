@@ -29,9 +29,14 @@ export function auditBy(c: AppContext): AuditBy {
  * still hear that it succeeded.
  */
 export async function recordChange(c: AppContext, change: AuditChange): Promise<void> {
-  const event = { ...auditBy(c), ...change };
+  await recordChangeBy(c.env.DB, auditBy(c), change);
+}
+
+/** recordChange without an HTTP context: an approved request's change is recorded on its asker's name. */
+export async function recordChangeBy(db: D1Database, by: AuditBy, change: AuditChange): Promise<void> {
+  const event = { ...by, ...change };
   try {
-    await writeAudit(c.env.DB, event);
+    await writeAudit(db, event);
   } catch (e) {
     log({
       event: "audit.error",

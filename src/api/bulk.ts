@@ -36,9 +36,11 @@ import { requireAllInScope, requireOwnRecord } from "./scope";
  */
 export const BULK_STALL_MS = 60_000;
 
-const BulkGrantTemplate = GrantInputSchema.omit({ grant_id: true }).openapi("BulkGrantTemplate", {
-  description: "A grant body without grant_id: every account's lot is named by the bulk_id",
-});
+// Without awaiting_payment: a bulk grant is issued at once, so the field is refused as unknown (400 invalid_request).
+const BulkGrantTemplate = GrantInputSchema.omit({ grant_id: true, awaiting_payment: true }).openapi(
+  "BulkGrantTemplate",
+  { description: "A grant body without grant_id (every account's lot is named by the bulk_id) or awaiting_payment" },
+);
 
 export const BulkInput = z
   .strictObject({

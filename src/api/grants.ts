@@ -39,7 +39,7 @@ import {
 } from "./schemas";
 
 /** Total paid (tax excluded) and, optionally, the tax collected on top, in minor units of `currency`. */
-const CostBasisInput = z
+export const CostBasisInput = z
   .strictObject({
     amount: z.number().int().min(0).max(9e15),
     currency: z.string().regex(/^[A-Z]{3}$/, "an ISO 4217 code"),
@@ -67,6 +67,10 @@ export const GrantInputSchema = z
     incident_id: ShortText.nullable().optional(),
     cost_basis: CostBasisInput.nullable().optional(),
     metadata: Metadata.nullable().optional(),
+    awaiting_payment: z.boolean().optional().openapi({
+      description:
+        "true: recorded with status awaiting_payment, no entry and never spendable until POST …/activate (src/api/awaiting.ts)",
+    }),
   })
   .openapi("GrantInput");
 
@@ -94,9 +98,15 @@ export const GrantSchema = z
     source_grant_id: z.string().nullable(),
     remaining: z.number().int(),
     held: z.number().int(),
-    status: z.enum(["active", "pending", "expired", "depleted", "voided"]),
+    status: z.enum(["active", "pending", "expired", "depleted", "voided", "awaiting_payment", "cancelled"]),
     created_at: z.string(),
     voided_at: z.string().nullable(),
+    // A grant that awaited payment (src/account/awaiting.ts) also serves how it was paid for.
+    topup: z.boolean().optional().openapi({ description: "Awaiting-payment grants: made by an automatic top-up" }),
+    expires_in_days: z.number().int().nullable().optional(),
+    payment_ref: z.string().nullable().optional(),
+    cancel_reason: z.string().nullable().optional(),
+    closed_at: z.string().nullable().optional().openapi({ description: "When it was activated or cancelled" }),
   })
   .openapi("Grant");
 
@@ -152,7 +162,11 @@ export async function runGrant(env: Env, caller: Caller, req: GrantRun, requestI
     requestId,
     globalPolicy: await loadGlobalPolicy(env.DB),
   };
-  return ledgerStub(env, req.accountId).grant(ctx, grantCommand(req.idem.key, req.input), req.idem);
+  const stub = ledgerStub(env, req.accountId);
+  const cmd = grantCommand(req.idem.key, req.input);
+  // Awaiting payment: the same checks, recorded without an entry (src/account/awaiting.ts).
+  if (req.input.awaiting_payment === true) return stub.createAwaiting(ctx, cmd, req.idem);
+  return stub.grant(ctx, cmd, req.idem);
 }
 
 export const grants = resource();
@@ -189,7 +203,7 @@ route(
 );
 
 const ListQuery = z.strictObject({
-  status: z.enum(["active", "pending", "expired", "depleted", "voided"]).optional(),
+  status: z.enum(["active", "pending", "expired", "depleted", "voided", "awaiting_payment"]).optional(),
   cursor: Id.optional().openapi({ description: "next_cursor of the previous page" }),
   limit: Limit(GRANTS_PAGE_MAX, 100),
 });
@@ -210,6 +224,9 @@ route(
     requireRole(c, READERS);
     const accountId = pathId(c, "account_id");
     const q = validQuery(c, ListQuery);
+    if (q.status === "awaiting_payment") {
+      return send(c, await ledgerOf(c, accountId).listAwaiting(accountId, q.cursor ?? null, q.limit));
+    }
     const query = { status: q.status ?? null, cursor: q.cursor ?? null, limit: q.limit };
     return send(c, await ledgerOf(c, accountId).listGrants(accountId, query));
   },
@@ -227,7 +244,12 @@ route(
   async (c) => {
     requireRole(c, READERS);
     const accountId = pathId(c, "account_id");
-    return send(c, await ledgerOf(c, accountId).getGrant(accountId, pathId(c, "grant_id")));
+    const grantId = pathId(c, "grant_id");
+    const stub = ledgerOf(c, accountId);
+    const lot = await stub.getGrant(accountId, grantId);
+    // Not a lot: perhaps a grant awaiting payment, or one cancelled before it was paid.
+    if (!lot.ok && lot.problem.code === "grant_not_found") return send(c, await stub.getAwaiting(accountId, grantId));
+    return send(c, lot);
   },
 );
 

@@ -92,6 +92,17 @@ export const BalanceSchema = z
       .openapi({ description: "true when `expiring` was cut (a read lists 1 000 at most, a write response 10)" }),
     pending: z.array(z.object({ grant_id: z.string(), amount: z.number().int(), effective_at: z.string() })),
     pending_more: z.boolean().openapi({ description: "true when `pending` was cut" }),
+    // Grants awaiting payment (src/account/awaiting.ts): listed, never in available, held or by_type.
+    awaiting_payment: z.array(
+      z.object({
+        grant_id: z.string(),
+        amount: z.number().int(),
+        type: CreditTypeSchema,
+        created_at: z.string(),
+        topup: z.boolean(),
+      }),
+    ),
+    awaiting_payment_more: z.boolean().openapi({ description: "true when `awaiting_payment` was cut" }),
   })
   .openapi("Balance");
 

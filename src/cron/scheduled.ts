@@ -10,6 +10,7 @@ import { runExpirations } from "./expirations";
 import { runExpiring } from "./expiring";
 import { type JobContext, type JobCounts, runJob } from "./job";
 import { runReconciliation } from "./reconcile";
+import { runRecurringCron } from "./recurring";
 import { runRedrive } from "./redrive";
 import { runSpikes } from "./spikes";
 import { runSweeps } from "./sweeps";
@@ -19,6 +20,7 @@ export async function runScheduled(controller: ScheduledController, env: Env, _c
   const started = Date.now();
   const ctx: JobContext = { env, nowMs: controller.scheduledTime };
   const jobs: [string, (c: JobContext) => Promise<JobCounts>][] = [
+    ["recurring", runRecurringCron],
     ["expirations", runExpirations],
     ["sweeps", runSweeps],
     ["transfers", runTransferSweep],

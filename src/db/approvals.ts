@@ -3,7 +3,7 @@
  * conditional UPDATE, so of two approvers (or an approver and a rejecter)
  * racing on the same pending row exactly one wins; the loser reads what won.
  */
-import type { ApprovalKind } from "../ledger/approval";
+import type { ApprovalRequest } from "../ledger/approval";
 
 export const APPROVAL_STATUSES = ["pending", "approved", "rejected"] as const;
 export type ApprovalStatus = (typeof APPROVAL_STATUSES)[number];
@@ -14,7 +14,7 @@ export const DEFAULT_APPROVALS_LIMIT = 50;
 
 export interface ApprovalRow {
   approval_id: string;
-  kind: ApprovalKind;
+  kind: ApprovalRequest;
   scope: string;
   request_key: string;
   body_hash: string;
@@ -51,7 +51,7 @@ export async function getApproval(db: D1Database, approvalId: string): Promise<A
 /** The approval that holds this request id, if any. */
 export async function approvalForRequest(
   db: D1Database,
-  kind: ApprovalKind,
+  kind: ApprovalRequest,
   scope: string,
   requestKey: string,
 ): Promise<ApprovalRow | null> {

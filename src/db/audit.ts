@@ -42,6 +42,19 @@ export const AUDIT_ACTIONS = [
   // department budgets (src/api/budgets.ts)
   "budget.updated",
   "budget.deleted",
+  // campaigns, codes and referral codes (src/api/campaigns.ts, src/api/referrals.ts)
+  "campaign.created",
+  "campaign.updated",
+  "campaign.codes_created",
+  "referral_code.created",
+  // recurring grants (src/api/recurring.ts)
+  "recurring_grant.created",
+  "recurring_grant.cancelled",
+  // grants awaiting payment and automatic top-up (src/api/awaiting.ts, src/api/topup.ts)
+  "grant.activated",
+  "grant.cancelled",
+  "top_up.updated",
+  "top_up.deleted",
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 

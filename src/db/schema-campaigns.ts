@@ -55,6 +55,12 @@ export const campaignRedemptions = sqliteTable(
     status: text("status").notNull(),
     referrerAccountId: text("referrer_account_id"),
     redeemedAtMs: integer("redeemed_at_ms").notNull(),
+    /**
+     * A random nonce of the call that reserved the row: a reservation batch
+     * reads it back to learn whether it won, and a release deletes only the
+     * row its own call (or the call it completes) reserved.
+     */
+    reservation: text("reservation").notNull(),
   },
   (t) => [
     primaryKey({ columns: [t.campaignId, t.accountId] }),

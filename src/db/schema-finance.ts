@@ -3,6 +3,7 @@
  * journal with its daily rollups. Part of the schema drizzle-kit generates
  * migrations from (drizzle.config.ts reads both schema files).
  */
+import { sql } from "drizzle-orm";
 import { index, integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
 
 /**
@@ -91,7 +92,16 @@ export const journal = sqliteTable(
     ageWeightMs: integer("age_weight_ms").notNull(),
     recordedAtMs: integer("recorded_at_ms").notNull(),
   },
-  (t) => [index("journal_recorded").on(t.recordedAtMs), index("journal_account").on(t.accountId, t.recordedAtMs)],
+  (t) => [
+    index("journal_recorded").on(t.recordedAtMs),
+    index("journal_account").on(t.accountId, t.recordedAtMs),
+    // A lot's rows (the campaign report reads just the redeemed lots, however long the account's history).
+    index("journal_lot").on(t.accountId, t.grantId),
+    // An account's purchases (the campaign report's conversions), without its debits.
+    index("journal_purchases")
+      .on(t.accountId, t.recordedAtMs)
+      .where(sql`${t.kind} = 'grant' AND ${t.creditType} = 'purchased'`),
+  ],
 );
 
 /**

@@ -290,4 +290,5 @@ export * from "./schema-campaigns";
 // The finance tables (audit log, bulk grants, journal) are in schema-finance.ts.
 export * from "./schema-finance";
 export * from "./schema-meters";
+export * from "./schema-recurring";
 export * from "./schema-transfers";

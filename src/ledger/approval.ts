@@ -10,6 +10,20 @@
 export const APPROVAL_KINDS = ["grant", "transfer", "bulk"] as const;
 export type ApprovalKind = (typeof APPROVAL_KINDS)[number];
 
+/**
+ * The requests that can wait for approval, and the threshold each is held
+ * to: a recurring grant's per-period amount is a grant's, so it is compared
+ * with the `grant` threshold (every period issues a grant of that amount).
+ */
+export const APPROVAL_REQUESTS = ["grant", "transfer", "bulk", "recurring_grant"] as const;
+export type ApprovalRequest = (typeof APPROVAL_REQUESTS)[number];
+export const THRESHOLD_OF: Readonly<Record<ApprovalRequest, ApprovalKind>> = {
+  grant: "grant",
+  transfer: "transfer",
+  bulk: "bulk",
+  recurring_grant: "grant",
+};
+
 /** Per kind, the largest amount that runs without approval (positive safe integers). */
 export type ApprovalThresholds = { [K in ApprovalKind]?: number };
 /** A patch of thresholds: a number sets the kind's threshold, null drops it. */

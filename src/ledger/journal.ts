@@ -28,6 +28,10 @@ const CATEGORY: Record<EntryKind, JournalCategory | null> = {
   hold: null,
   "hold.released": null,
   receipt: null,
+  // A rollover moves credits between two lots of the same type, source and campaign, without cost:
+  // neither issuance nor expiry, so it writes no journal row (the period's lot was issued once).
+  "grant.rolled_over": null,
+  rollover: null,
 };
 
 export interface JournalRow {

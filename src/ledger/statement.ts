@@ -38,6 +38,9 @@ export const STATEMENT_FIGURE_OF: Readonly<Record<EntryKind, StatementFigure>> =
   hold: "other",
   "hold.released": "other",
   receipt: "other",
+  // A rollover's pair (recurring grants) nets to zero in one transaction.
+  "grant.rolled_over": "other",
+  rollover: "other",
 };
 
 export interface StatementFigures {

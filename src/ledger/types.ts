@@ -22,6 +22,9 @@ export const ENTRY_KINDS = [
   "invoice.reversal",
   "transfer.out",
   "transfer.in",
+  // Recurring grants (recurring.ts): a period's remainder moving into its rollover lot, out and in.
+  "grant.rolled_over",
+  "rollover",
 ] as const;
 export type EntryKind = (typeof ENTRY_KINDS)[number];
 

@@ -4,7 +4,17 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { grant, uid } from "./helpers";
 import { drain, runCron } from "./jobs-helpers";
 
-const JOBS = ["expirations", "sweeps", "transfers", "redrive", "reconcile", "expiring", "spikes", "dispatch"];
+const JOBS = [
+  "recurring",
+  "expirations",
+  "sweeps",
+  "transfers",
+  "redrive",
+  "reconcile",
+  "expiring",
+  "spikes",
+  "dispatch",
+];
 
 function cronLines(spy: { mock: { calls: unknown[][] } }) {
   return spy.mock.calls
@@ -45,6 +55,7 @@ describe("scheduled handler", () => {
     await runCron(Date.now());
     const jobs = cronLines(spy).filter((l) => l.event === "cron.job");
     expect(jobs.map((l) => [l.job, l.ok])).toEqual([
+      ["recurring", true],
       ["expirations", true],
       ["sweeps", true],
       ["transfers", true],

@@ -88,6 +88,13 @@ const GLOBAL: Record<string, Global> = {
   "GET /v1/meters/{meter}": FORBIDDEN,
   "GET /v1/meters": FORBIDDEN,
   "GET /v1/approvals": FORBIDDEN,
+  // Campaigns and redemptions (helper C): a campaign spans every account, and a scoped key may not redeem
+  // for accounts even in its scope (docs: one rule, no per-account lookup on the redemption path).
+  "PUT /v1/campaigns/{campaign_id}": FORBIDDEN,
+  "GET /v1/campaigns": FORBIDDEN,
+  "GET /v1/campaigns/{campaign_id}": FORBIDDEN,
+  "POST /v1/campaigns/{campaign_id}/codes": FORBIDDEN,
+  "POST /v1/redemptions": FORBIDDEN,
   "POST /v1/approvals/{approval_id}/approve": FORBIDDEN,
   "POST /v1/approvals/{approval_id}/reject": FORBIDDEN,
   "GET /v1/approvals/{approval_id}": {
@@ -172,6 +179,8 @@ const GLOBAL: Record<string, Global> = {
     in: (w) => ({ query: { ...DRAWDOWN, parent_id: w.org } }),
     inStatus: 200,
   },
+  // A campaign's redeemers are any accounts: a report across accounts (helper K).
+  "GET /v1/reports/campaigns/{campaign_id}": FORBIDDEN,
 };
 
 /** Valid bodies for the account routes that move credits or change the account, so "nothing changed" means something. */

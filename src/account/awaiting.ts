@@ -1,0 +1,396 @@
+/**
+ * Grants awaiting payment on one account (rules: src/ledger/awaiting.ts).
+ * The records live in the `awaiting_grants` table; the open ones (at most
+ * AWAITING_OPEN_MAX) are also kept in memory, rebuilt on wake, because every
+ * balance lists them. Creating one writes no entry; activating one issues its
+ * lot with planGrant in the same transaction as the record's new status and
+ * a `grant.activated` alert; cancelling one drops it.
+ */
+import {
+  type AlertDraft,
+  BALANCE_LIST_MAX,
+  type EntryDraft,
+  type GrantCommand,
+  grantView,
+  iso,
+  type Lot,
+  planGrant,
+  WRITE_RESPONSE_LIST_MAX,
+} from "../ledger";
+import {
+  AWAITING_OPEN_MAX,
+  type AwaitingGrant,
+  type AwaitingStatus,
+  activationCommand,
+  planTransition,
+  type Transition,
+} from "../ledger/awaiting";
+import { publishAwaiting } from "./awaiting-list";
+import { type AccountCore, type HookEffect, POLICY_UNKNOWN } from "./core";
+import type { Idempotency, Json, OpContext, Outcome } from "./types";
+import { answer, balanceJson, fromLedgerError, missingAccount, refuse } from "./views";
+
+/** A page of `GET …/grants?status=awaiting_payment` lists at most this many (all of them: AWAITING_OPEN_MAX). */
+export const AWAITING_PAGE_MAX = AWAITING_OPEN_MAX;
+
+/** A record as the grants routes serve it (the Grant shape; remaining 0: never spendable). */
+export function awaitingView(r: AwaitingGrant) {
+  const c = r.command;
+  return {
+    grant_id: r.grantId,
+    amount: c.amount,
+    unit: c.unit,
+    type: c.type,
+    priority: c.priority,
+    effective_at: iso(c.effectiveAtMs ?? r.createdAtMs),
+    expires_at: c.expiresAtMs === null ? null : iso(c.expiresAtMs),
+    source: c.source,
+    reason: c.reason,
+    campaign: c.campaign,
+    incident_id: c.incidentId,
+    cost_basis: c.costBasis,
+    metadata: c.metadata,
+    source_grant_id: null,
+    remaining: 0,
+    held: 0,
+    status: r.status,
+    created_at: iso(r.createdAtMs),
+    voided_at: null,
+    ...awaitingFacts(r),
+  };
+}
+
+/** What the record adds to a grant's view: how it was paid for, and whether a top-up asked for it. */
+function awaitingFacts(r: AwaitingGrant) {
+  return {
+    topup: r.topup,
+    expires_in_days: r.expiresInDays,
+    payment_ref: r.paymentRef,
+    cancel_reason: r.cancelReason,
+    closed_at: r.closedAtMs === null ? null : iso(r.closedAtMs),
+  };
+}
+
+function rowOf(row: Record<string, SqlStorageValue>): AwaitingGrant {
+  const num = (v: SqlStorageValue | undefined) => (v == null ? null : Number(v));
+  const str = (v: SqlStorageValue | undefined) => (v == null ? null : String(v));
+  return {
+    grantId: String(row.grant_id),
+    command: JSON.parse(String(row.command)) as GrantCommand,
+    expiresInDays: num(row.expires_in_days),
+    topup: Number(row.topup) === 1,
+    status: String(row.status) as AwaitingStatus,
+    createdAtMs: Number(row.created_at_ms),
+    closedAtMs: num(row.closed_at_ms),
+    paymentRef: str(row.payment_ref),
+    cancelReason: str(row.cancel_reason),
+  };
+}
+
+/** Records awaiting payment on one account, and their three operations. */
+export class AwaitingDesk {
+  /** Open records in creation order (at most AWAITING_OPEN_MAX). */
+  private readonly open = new Map<string, AwaitingGrant>();
+  /** Called when a record closes, in the same transaction (the top-up rule takes a cancelled request back). */
+  readonly onClosed: ((closed: AwaitingGrant) => HookEffect | null)[] = [];
+
+  constructor(private readonly core: AccountCore) {
+    const rows = core.sql
+      .exec(
+        "SELECT * FROM awaiting_grants WHERE status = 'awaiting_payment' ORDER BY created_at_ms, grant_id LIMIT ?",
+        AWAITING_OPEN_MAX,
+      )
+      .toArray();
+    for (const row of rows) {
+      const r = rowOf(row);
+      this.open.set(r.grantId, r);
+    }
+    const accountId = core.account?.account_id;
+    if (accountId !== undefined) this.publish(accountId);
+  }
+
+  get openRecords(): ReadonlyMap<string, AwaitingGrant> {
+    return this.open;
+  }
+
+  /** Any record, open or closed, from the table. */
+  read(grantId: string): AwaitingGrant | null {
+    const row = this.core.sql.exec("SELECT * FROM awaiting_grants WHERE grant_id = ?", grantId).toArray()[0];
+    return row ? rowOf(row) : null;
+  }
+
+  /** Whether a new grant may take `grantId`: no lot, no reserved id and no record, open or closed, has it. */
+  taken(grantId: string): boolean {
+    return this.core.idTaken(grantId) || this.hasRecord(grantId);
+  }
+
+  /** Whether a record, open or closed, has `grantId` (core.reservedIds: no plain grant may take it, ever). */
+  hasRecord(grantId: string): boolean {
+    if (this.open.has(grantId)) return true;
+    return this.core.sql.exec("SELECT 1 FROM awaiting_grants WHERE grant_id = ?", grantId).toArray().length > 0;
+  }
+
+  /** The row write and memory update of a new record: joined to a commit's transaction. */
+  stage(accountId: string, r: AwaitingGrant): { write: () => void; applied: () => void } {
+    return {
+      write: () => this.write(r, null),
+      applied: () => {
+        this.open.set(r.grantId, r);
+        this.publish(accountId);
+      },
+    };
+  }
+
+  /** POST …/grants with awaiting_payment: the same rules as a grant, no entry, 201 `{grant, balance}`. */
+  create(ctx: OpContext, cmd: GrantCommand, idem: Idempotency): Outcome {
+    const core = this.core;
+    const first = core.recall("grant", idem);
+    if (first) return first;
+    if (this.taken(cmd.grantId)) {
+      return refuse({ code: "idempotency_conflict", detail: `grant ${cmd.grantId} already exists` });
+    }
+    if (this.open.size >= AWAITING_OPEN_MAX) {
+      return refuse({
+        code: "invalid_request",
+        detail: `an account holds at most ${AWAITING_OPEN_MAX} grants awaiting payment; activate or cancel some first`,
+      });
+    }
+    const nowMs = core.now();
+    const verified = this.verifiedFor(ctx, cmd);
+    if (verified) return verified;
+    // Checked as the grant would be now (amounts, times, reason, cost basis); checked again at activation.
+    const planned = planGrant(core.lots.values(), cmd, core.lots.size + 1, nowMs);
+    if (!planned.ok) return refuse(fromLedgerError(planned.error));
+    const record: AwaitingGrant = {
+      grantId: cmd.grantId,
+      command: cmd,
+      expiresInDays: null,
+      topup: false,
+      status: "awaiting_payment",
+      createdAtMs: nowMs,
+      closedAtMs: null,
+      paymentRef: null,
+      cancelReason: null,
+    };
+    const open = [...this.open.values(), record];
+    return core.commit(
+      { ctx, entries: [], ...this.stage(ctx.accountId, record) },
+      nowMs,
+      (lots) => this.body(ctx.accountId, awaitingView(record), cmd.unit, nowMs, lots, open),
+      { scope: "grant", idem, status: 201 },
+      true,
+    );
+  }
+
+  /** POST …/grants/{grant_id}/activate: issues the lot, dated now, with a grant.activated alert. */
+  activate(ctx: OpContext, grantId: string, paymentRef: string | null): Outcome {
+    const core = this.core;
+    const found = this.find(ctx, grantId);
+    if (!found.ok) return found.outcome;
+    const planned = this.transition(found.record, "activate", { paymentRef });
+    if (planned.kind === "done") return planned.outcome;
+    const closed = planned.record;
+    if (core.sweepDue(ctx) === null) return POLICY_UNKNOWN;
+    const nowMs = core.now();
+    const cmd = activationCommand(found.record, nowMs);
+    if (!cmd.ok) return refuse(fromLedgerError(cmd.error));
+    if (core.lots.has(grantId)) {
+      return refuse({ code: "idempotency_conflict", detail: `a lot ${grantId} already exists; cancel this one` });
+    }
+    const verified = this.verifiedFor(ctx, cmd.value);
+    if (verified) return verified;
+    const issued = planGrant(core.lots.values(), cmd.value, core.lots.size + 1, nowMs);
+    if (!issued.ok) return refuse(fromLedgerError(issued.error));
+    const { lot, entries } = issued.value;
+    const alert: AlertDraft = {
+      type: "grant.activated",
+      unit: lot.unit,
+      data: {
+        grant_id: grantId,
+        unit: lot.unit,
+        amount: lot.amount,
+        credit_type: lot.type,
+        payment_ref: paymentRef,
+        topup: closed.topup,
+      },
+      atMs: nowMs,
+    };
+    const view = { ...grantView(lot, nowMs), ...awaitingFacts(closed) };
+    return this.close(ctx, closed, nowMs, { lots: [lot], entries, alerts: [alert] }, lot.unit, view);
+  }
+
+  /** POST …/grants/{grant_id}/cancel: drops the record; no entry. */
+  cancel(ctx: OpContext, grantId: string, reason: string): Outcome {
+    const found = this.find(ctx, grantId);
+    if (!found.ok) return found.outcome;
+    const planned = this.transition(found.record, "cancel", { reason });
+    if (planned.kind === "done") return planned.outcome;
+    const closed = planned.record;
+    const nowMs = this.core.now();
+    return this.close(ctx, closed, nowMs, { entries: [] }, closed.command.unit, awaitingView(closed));
+  }
+
+  /** GET …/grants?status=awaiting_payment: open records in creation order, after `cursor` (a grant_id). */
+  list(accountId: string, cursor: string | null, limit: number): Outcome {
+    if (this.core.account === null) return missingAccount(accountId);
+    if (cursor !== null && !this.open.has(cursor)) {
+      return refuse({ code: "invalid_request", detail: "cursor: no such grant awaiting payment" });
+    }
+    const page: AwaitingGrant[] = [];
+    let passed = cursor === null;
+    let more = false;
+    for (const r of this.open.values()) {
+      if (!passed) {
+        passed = r.grantId === cursor;
+        continue;
+      }
+      if (page.length === Math.min(limit, AWAITING_PAGE_MAX)) {
+        more = true;
+        break;
+      }
+      page.push(r);
+    }
+    const last = page[page.length - 1];
+    return answer({ grants: page.map(awaitingView), next_cursor: more && last ? last.grantId : null });
+  }
+
+  /** GET …/grants/{grant_id} of a record that is not a lot (awaiting payment or cancelled). */
+  get(accountId: string, grantId: string): Outcome {
+    if (this.core.account === null) return missingAccount(accountId);
+    const r = this.read(grantId);
+    if (r === null || r.status === "activated") {
+      return refuse({ code: "grant_not_found", detail: `grant ${grantId} does not exist` });
+    }
+    return answer(awaitingView(r));
+  }
+
+  /** The records awaiting at `asOfMs` (for a balance as of a past time): created by then, not yet closed. */
+  asOf(unit: string, asOfMs: number): AwaitingGrant[] {
+    return this.core.sql
+      .exec(
+        `SELECT * FROM awaiting_grants WHERE unit = ? AND created_at_ms <= ?
+           AND (closed_at_ms IS NULL OR closed_at_ms > ?) ORDER BY created_at_ms, grant_id LIMIT ?`,
+        unit,
+        asOfMs,
+        asOfMs,
+        BALANCE_LIST_MAX + 1,
+      )
+      .toArray()
+      .map(rowOf);
+  }
+
+  private find(ctx: OpContext, grantId: string): { ok: true; record: AwaitingGrant } | { ok: false; outcome: Outcome } {
+    if (this.core.account === null) return { ok: false, outcome: missingAccount(ctx.accountId) };
+    const record = this.open.get(grantId) ?? this.read(grantId);
+    if (record === null) {
+      const detail = this.core.lots.has(grantId)
+        ? `grant ${grantId} was not awaiting payment`
+        : `no grant ${grantId} awaiting payment`;
+      const code = this.core.lots.has(grantId) ? "grant_closed" : "grant_not_found";
+      return { ok: false, outcome: refuse({ code, detail }) };
+    }
+    return { ok: true, record };
+  }
+
+  /** The transition's plan; a repeat serves the first answer as stored. */
+  private transition(
+    record: AwaitingGrant,
+    t: Transition,
+    detail: { paymentRef?: string | null; reason?: string | null },
+  ): { kind: "apply"; record: AwaitingGrant } | { kind: "done"; outcome: Outcome } {
+    const planned = planTransition(record, t, detail, this.core.now());
+    if (!planned.ok) return { kind: "done", outcome: refuse(fromLedgerError(planned.error)) };
+    if (planned.value.kind === "apply") return { kind: "apply", record: planned.value.record };
+    const row = this.core.sql.exec("SELECT response FROM awaiting_grants WHERE grant_id = ?", record.grantId).one();
+    return { kind: "done", outcome: answer(JSON.parse(String(row.response)) as Json, 200, true) };
+  }
+
+  /** Commits a record's close with what it moves; the answer is stored with it, for a repeat. */
+  private close(
+    ctx: OpContext,
+    closed: AwaitingGrant,
+    nowMs: number,
+    change: { lots?: Lot[]; entries: EntryDraft[]; alerts?: AlertDraft[] },
+    unit: string,
+    view: Record<string, unknown>,
+  ): Outcome {
+    let body: Json = null;
+    const open = [...this.open.values()].filter((r) => r.grantId !== closed.grantId);
+    const effects = this.onClosed.map((f) => f(closed)).filter((e): e is HookEffect => e !== null);
+    const alerts = [...(change.alerts ?? []), ...effects.flatMap((e) => e.alerts ?? [])];
+    return this.core.commit(
+      {
+        ctx,
+        ...change,
+        alerts,
+        write: () => {
+          this.write(closed, body);
+          for (const e of effects) e.write?.();
+        },
+        applied: () => {
+          this.open.delete(closed.grantId);
+          this.publish(ctx.accountId);
+          for (const e of effects) e.applied?.();
+        },
+      },
+      nowMs,
+      (lots) => {
+        body = this.body(ctx.accountId, view, unit, nowMs, lots, open);
+        return body;
+      },
+    );
+  }
+
+  private body(
+    accountId: string,
+    grant: Record<string, unknown>,
+    unit: string,
+    nowMs: number,
+    lots: ReadonlyMap<string, Lot>,
+    open: Iterable<AwaitingGrant>,
+  ): Json {
+    return {
+      grant: grant as Json,
+      balance: balanceJson(accountId, unit, nowMs, lots.values(), WRITE_RESPONSE_LIST_MAX, open),
+    };
+  }
+
+  /** Promotional grants need a verified account when the policy says so, as for any grant. */
+  private verifiedFor(ctx: OpContext, cmd: GrantCommand): Outcome | null {
+    if (cmd.type !== "promotional") return null;
+    const policy = this.core.policy(ctx);
+    if (policy === null) return POLICY_UNKNOWN;
+    if (policy.require_verified_for_promotional && !this.core.account?.verified) {
+      return refuse({
+        code: "account_not_verified",
+        detail: "promotional grants need a verified account under the current policy",
+      });
+    }
+    return null;
+  }
+
+  private write(r: AwaitingGrant, response: Json): void {
+    this.core.sql.exec(
+      `INSERT INTO awaiting_grants (grant_id, unit, command, expires_in_days, topup, status, created_at_ms,
+         closed_at_ms, payment_ref, cancel_reason, response) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (grant_id) DO UPDATE SET status = excluded.status, closed_at_ms = excluded.closed_at_ms,
+         payment_ref = excluded.payment_ref, cancel_reason = excluded.cancel_reason, response = excluded.response`,
+      r.grantId,
+      r.command.unit,
+      JSON.stringify(r.command),
+      r.expiresInDays,
+      r.topup ? 1 : 0,
+      r.status,
+      r.createdAtMs,
+      r.closedAtMs,
+      r.paymentRef,
+      r.cancelReason,
+      response === null ? null : JSON.stringify(response),
+    );
+  }
+
+  /** Makes this account's open records the ones its balances list. */
+  private publish(accountId: string): void {
+    publishAwaiting(accountId, this.open);
+  }
+}
