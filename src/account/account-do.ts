@@ -21,7 +21,7 @@ import { OUTBOX_DELAY_MS, OutboxCourier } from "./outbox";
 import * as reads from "./reads";
 import { nextDeadline } from "./records";
 import { RecurringDesk, type RecurringInput } from "./recurring";
-import { type RedeemInfo, redeem } from "./redemption";
+import { type RedeemInfo, redeem, withdraw } from "./redemption";
 import { ReferralDesk, type ReferralPeer, type ReferralView } from "./referral";
 import * as rollup from "./rollup";
 import { migrate } from "./schema";
@@ -378,6 +378,11 @@ export class AccountLedger extends DurableObject<Env> {
   /** A campaign redemption: the lot, its entry, grant.redeemed and a referral's pending reward, in one commit. */
   redeem(ctx: OpContext, info: RedeemInfo, idem: Idempotency): Outcome {
     return redeem(this.core, this.referrals, ctx, info, idem);
+  }
+
+  /** Before the gateway releases a refused reservation: "held" (granted meanwhile) or "withdrawn" (fenced). */
+  withdrawRedemption(campaignId: string, reservation: string): "held" | "withdrawn" {
+    return withdraw(this.core, campaignId, reservation);
   }
 
   /** This account's referrals as a referee (pending, due, rewarded, failed). */

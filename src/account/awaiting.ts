@@ -25,13 +25,18 @@ import {
   planTransition,
   type Transition,
 } from "../ledger/awaiting";
-import { publishAwaiting } from "./awaiting-list";
 import { type AccountCore, type HookEffect, POLICY_UNKNOWN } from "./core";
 import type { Idempotency, Json, OpContext, Outcome } from "./types";
 import { answer, balanceJson, fromLedgerError, missingAccount, refuse } from "./views";
 
 /** A page of `GET …/grants?status=awaiting_payment` lists at most this many (all of them: AWAITING_OPEN_MAX). */
 export const AWAITING_PAGE_MAX = AWAITING_OPEN_MAX;
+/**
+ * A balance as_of reads at most this many records closed after as_of (the
+ * oldest closings first); when there are more, its list may miss some and
+ * says so with `awaiting_payment_more: true`.
+ */
+export const AWAITING_AS_OF_SCAN_MAX = 5000;
 
 /** A record as the grants routes serve it (the Grant shape; remaining 0: never spendable). */
 export function awaitingView(r: AwaitingGrant) {
@@ -89,12 +94,14 @@ function rowOf(row: Record<string, SqlStorageValue>): AwaitingGrant {
 
 /** Records awaiting payment on one account, and their three operations. */
 export class AwaitingDesk {
-  /** Open records in creation order (at most AWAITING_OPEN_MAX). */
-  private readonly open = new Map<string, AwaitingGrant>();
+  /** Open records in creation order (at most AWAITING_OPEN_MAX): the core's, which every balance lists. */
+  private readonly open: Map<string, AwaitingGrant>;
   /** Called when a record closes, in the same transaction (the top-up rule takes a cancelled request back). */
   readonly onClosed: ((closed: AwaitingGrant) => HookEffect | null)[] = [];
 
   constructor(private readonly core: AccountCore) {
+    this.open = core.awaitingOpen;
+    this.open.clear();
     const rows = core.sql
       .exec(
         "SELECT * FROM awaiting_grants WHERE status = 'awaiting_payment' ORDER BY created_at_ms, grant_id LIMIT ?",
@@ -105,8 +112,6 @@ export class AwaitingDesk {
       const r = rowOf(row);
       this.open.set(r.grantId, r);
     }
-    const accountId = core.account?.account_id;
-    if (accountId !== undefined) this.publish(accountId);
   }
 
   get openRecords(): ReadonlyMap<string, AwaitingGrant> {
@@ -131,12 +136,11 @@ export class AwaitingDesk {
   }
 
   /** The row write and memory update of a new record: joined to a commit's transaction. */
-  stage(accountId: string, r: AwaitingGrant): { write: () => void; applied: () => void } {
+  stage(r: AwaitingGrant): { write: () => void; applied: () => void } {
     return {
       write: () => this.write(r, null),
       applied: () => {
         this.open.set(r.grantId, r);
-        this.publish(accountId);
       },
     };
   }
@@ -174,7 +178,7 @@ export class AwaitingDesk {
     };
     const open = [...this.open.values(), record];
     return core.commit(
-      { ctx, entries: [], ...this.stage(ctx.accountId, record) },
+      { ctx, entries: [], ...this.stage(record) },
       nowMs,
       (lots) => this.body(ctx.accountId, awaitingView(record), cmd.unit, nowMs, lots, open),
       { scope: "grant", idem, status: 201 },
@@ -187,11 +191,12 @@ export class AwaitingDesk {
     const core = this.core;
     const found = this.find(ctx, grantId);
     if (!found.ok) return found.outcome;
-    const planned = this.transition(found.record, "activate", { paymentRef });
+    // One instant: the record's closed_at and the lot's grant entry are the same time.
+    const nowMs = core.now();
+    const planned = this.transition(found.record, "activate", { paymentRef }, nowMs);
     if (planned.kind === "done") return planned.outcome;
     const closed = planned.record;
     if (core.sweepDue(ctx) === null) return POLICY_UNKNOWN;
-    const nowMs = core.now();
     const cmd = activationCommand(found.record, nowMs);
     if (!cmd.ok) return refuse(fromLedgerError(cmd.error));
     if (core.lots.has(grantId)) {
@@ -223,35 +228,46 @@ export class AwaitingDesk {
   cancel(ctx: OpContext, grantId: string, reason: string): Outcome {
     const found = this.find(ctx, grantId);
     if (!found.ok) return found.outcome;
-    const planned = this.transition(found.record, "cancel", { reason });
+    const nowMs = this.core.now();
+    const planned = this.transition(found.record, "cancel", { reason }, nowMs);
     if (planned.kind === "done") return planned.outcome;
     const closed = planned.record;
-    const nowMs = this.core.now();
     return this.close(ctx, closed, nowMs, { entries: [] }, closed.command.unit, awaitingView(closed));
   }
 
-  /** GET …/grants?status=awaiting_payment: open records in creation order, after `cursor` (a grant_id). */
+  /**
+   * GET …/grants?status=awaiting_payment: open records by (created_at, grant_id), after `cursor` (a
+   * grant_id). The cursor positions the page by its record's creation, so a record activated or
+   * cancelled since (it stays in the table) still does; an id no record ever had is refused.
+   */
   list(accountId: string, cursor: string | null, limit: number): Outcome {
     if (this.core.account === null) return missingAccount(accountId);
-    if (cursor !== null && !this.open.has(cursor)) {
-      return refuse({ code: "invalid_request", detail: "cursor: no such grant awaiting payment" });
+    let after = { createdAtMs: -1, grantId: "" };
+    if (cursor !== null) {
+      const at = this.read(cursor);
+      if (at === null) return refuse({ code: "invalid_request", detail: "cursor: no such grant awaiting payment" });
+      after = { createdAtMs: at.createdAtMs, grantId: at.grantId };
     }
-    const page: AwaitingGrant[] = [];
-    let passed = cursor === null;
-    let more = false;
-    for (const r of this.open.values()) {
-      if (!passed) {
-        passed = r.grantId === cursor;
-        continue;
-      }
-      if (page.length === Math.min(limit, AWAITING_PAGE_MAX)) {
-        more = true;
-        break;
-      }
-      page.push(r);
-    }
+    const size = Math.min(limit, AWAITING_PAGE_MAX);
+    // The index (status, created_at_ms, grant_id) serves it: rows read ≤ size + 1.
+    const rows = this.core.sql
+      .exec(
+        `SELECT * FROM awaiting_grants WHERE status = 'awaiting_payment'
+           AND (created_at_ms > ? OR (created_at_ms = ? AND grant_id > ?))
+         ORDER BY created_at_ms, grant_id LIMIT ?`,
+        after.createdAtMs,
+        after.createdAtMs,
+        after.grantId,
+        size + 1,
+      )
+      .toArray()
+      .map(rowOf);
+    const page = rows.slice(0, size);
     const last = page[page.length - 1];
-    return answer({ grants: page.map(awaitingView), next_cursor: more && last ? last.grantId : null });
+    return answer({
+      grants: page.map(awaitingView),
+      next_cursor: rows.length > size && last ? last.grantId : null,
+    });
   }
 
   /** GET …/grants/{grant_id} of a record that is not a lot (awaiting payment or cancelled). */
@@ -264,19 +280,36 @@ export class AwaitingDesk {
     return answer(awaitingView(r));
   }
 
-  /** The records awaiting at `asOfMs` (for a balance as of a past time): created by then, not yet closed. */
-  asOf(unit: string, asOfMs: number): AwaitingGrant[] {
-    return this.core.sql
+  /**
+   * The records awaiting at `asOfMs` (for a balance as of a past time): created by then, not closed
+   * by then, in creation order. Two bounded reads: those still open now (index by status: at most
+   * AWAITING_OPEN_MAX rows read), and those closed after `asOfMs`, oldest closing first (index
+   * (unit, closed_at_ms): at most AWAITING_AS_OF_SCAN_MAX rows read). `more` when the list was cut
+   * at BALANCE_LIST_MAX or the second read hit its bound (then some may be missing).
+   */
+  asOf(unit: string, asOfMs: number): { records: AwaitingGrant[]; more: boolean } {
+    const stillOpen = this.core.sql
       .exec(
-        `SELECT * FROM awaiting_grants WHERE unit = ? AND created_at_ms <= ?
-           AND (closed_at_ms IS NULL OR closed_at_ms > ?) ORDER BY created_at_ms, grant_id LIMIT ?`,
+        `SELECT * FROM awaiting_grants WHERE status = 'awaiting_payment' AND created_at_ms <= ? AND unit = ?
+         ORDER BY created_at_ms, grant_id LIMIT ?`,
+        asOfMs,
+        unit,
+        AWAITING_OPEN_MAX,
+      )
+      .toArray();
+    const closedLater = this.core.sql
+      .exec(
+        `SELECT * FROM awaiting_grants WHERE unit = ? AND closed_at_ms > ? ORDER BY closed_at_ms LIMIT ?`,
         unit,
         asOfMs,
-        asOfMs,
-        BALANCE_LIST_MAX + 1,
+        AWAITING_AS_OF_SCAN_MAX,
       )
-      .toArray()
-      .map(rowOf);
+      .toArray();
+    const records = [...stillOpen, ...closedLater.filter((row) => Number(row.created_at_ms) <= asOfMs)]
+      .map(rowOf)
+      .sort((x, y) => x.createdAtMs - y.createdAtMs || (x.grantId < y.grantId ? -1 : x.grantId > y.grantId ? 1 : 0));
+    const cut = closedLater.length === AWAITING_AS_OF_SCAN_MAX;
+    return { records: records.slice(0, BALANCE_LIST_MAX), more: cut || records.length > BALANCE_LIST_MAX };
   }
 
   private find(ctx: OpContext, grantId: string): { ok: true; record: AwaitingGrant } | { ok: false; outcome: Outcome } {
@@ -297,8 +330,9 @@ export class AwaitingDesk {
     record: AwaitingGrant,
     t: Transition,
     detail: { paymentRef?: string | null; reason?: string | null },
+    nowMs: number,
   ): { kind: "apply"; record: AwaitingGrant } | { kind: "done"; outcome: Outcome } {
-    const planned = planTransition(record, t, detail, this.core.now());
+    const planned = planTransition(record, t, detail, nowMs);
     if (!planned.ok) return { kind: "done", outcome: refuse(fromLedgerError(planned.error)) };
     if (planned.value.kind === "apply") return { kind: "apply", record: planned.value.record };
     const row = this.core.sql.exec("SELECT response FROM awaiting_grants WHERE grant_id = ?", record.grantId).one();
@@ -329,7 +363,6 @@ export class AwaitingDesk {
         },
         applied: () => {
           this.open.delete(closed.grantId);
-          this.publish(ctx.accountId);
           for (const e of effects) e.applied?.();
         },
       },
@@ -351,22 +384,13 @@ export class AwaitingDesk {
   ): Json {
     return {
       grant: grant as Json,
-      balance: balanceJson(accountId, unit, nowMs, lots.values(), WRITE_RESPONSE_LIST_MAX, open),
+      balance: balanceJson(accountId, unit, nowMs, lots.values(), open, WRITE_RESPONSE_LIST_MAX),
     };
   }
 
   /** Promotional grants need a verified account when the policy says so, as for any grant. */
   private verifiedFor(ctx: OpContext, cmd: GrantCommand): Outcome | null {
-    if (cmd.type !== "promotional") return null;
-    const policy = this.core.policy(ctx);
-    if (policy === null) return POLICY_UNKNOWN;
-    if (policy.require_verified_for_promotional && !this.core.account?.verified) {
-      return refuse({
-        code: "account_not_verified",
-        detail: "promotional grants need a verified account under the current policy",
-      });
-    }
-    return null;
+    return this.core.grantTypeRefusal(ctx, cmd.type);
   }
 
   private write(r: AwaitingGrant, response: Json): void {
@@ -387,10 +411,5 @@ export class AwaitingDesk {
       r.cancelReason,
       response === null ? null : JSON.stringify(response),
     );
-  }
-
-  /** Makes this account's open records the ones its balances list. */
-  private publish(accountId: string): void {
-    publishAwaiting(accountId, this.open);
   }
 }

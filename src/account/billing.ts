@@ -11,6 +11,7 @@ import {
   planRefund,
   WRITE_APPLIED_MAX,
 } from "../ledger";
+import type { AwaitingGrant } from "../ledger/awaiting";
 import { type AccountCore, POLICY_UNKNOWN } from "./core";
 import { type InvoiceRecord, readInvoice, readInvoiceAllocations } from "./storage";
 import type { Idempotency, Json, OpContext, Outcome } from "./types";
@@ -24,6 +25,7 @@ function invoiceBody(
   appliedTotal: number,
   nowMs: number,
   lots: Iterable<Lot>,
+  awaiting: Iterable<AwaitingGrant>,
 ) {
   return {
     invoice_id: r.invoiceId,
@@ -43,7 +45,7 @@ function invoiceBody(
     created_at: iso(r.createdAtMs),
     voided_at: r.voidedAtMs === null ? null : iso(r.voidedAtMs),
     void_reason: r.voidReason,
-    balance: balanceJson(accountId, r.unit, nowMs, lots),
+    balance: balanceJson(accountId, r.unit, nowMs, lots, awaiting),
   };
 }
 
@@ -77,7 +79,16 @@ export function createInvoice(
   return core.commit(
     { ctx, lots: plan.lots, entries: plan.entries, invoice: { record, applied: plan.applied } },
     nowMs,
-    (lots) => invoiceBody(ctx.accountId, record, plan.applied, plan.applied.length, nowMs, lots.values()),
+    (lots) =>
+      invoiceBody(
+        ctx.accountId,
+        record,
+        plan.applied,
+        plan.applied.length,
+        nowMs,
+        lots.values(),
+        core.awaitingOpen.values(),
+      ),
     { scope: "invoice", idem, status: 201 },
   );
 }
@@ -87,7 +98,9 @@ export function getInvoice(core: AccountCore, accountId: string, invoiceId: stri
   const r = readInvoice(core.sql, invoiceId);
   if (!r) return refuse({ code: "invoice_not_found", detail: `invoice ${invoiceId} does not exist` });
   const applied = readInvoiceAllocations(core.sql, invoiceId, WRITE_APPLIED_MAX + 1);
-  return answer(invoiceBody(accountId, r, applied, applied.length, core.now(), core.lots.values()));
+  return answer(
+    invoiceBody(accountId, r, applied, applied.length, core.now(), core.lots.values(), core.awaitingOpen.values()),
+  );
 }
 
 /** Bounds how many lots one void reads back at a time (an invoice may have drawn from many). */
@@ -121,7 +134,8 @@ export function voidInvoice(core: AccountCore, ctx: OpContext, invoiceId: string
   return core.commit(
     { ctx, lots: plan.lots, entries: plan.entries, invoice: { record } },
     nowMs,
-    (lots) => invoiceBody(ctx.accountId, record, applied, applied.length, nowMs, lots.values()),
+    (lots) =>
+      invoiceBody(ctx.accountId, record, applied, applied.length, nowMs, lots.values(), core.awaitingOpen.values()),
     { scope: "invoice.void", idem, status: 200 },
   );
 }
@@ -157,7 +171,7 @@ export function refund(core: AccountCore, ctx: OpContext, req: RefundRequest, id
     { ctx, lots: [next], entries },
     nowMs,
     (lots) => ({
-      ...grantBody(ctx.accountId, next, next.unit, nowMs, lots),
+      ...grantBody(ctx.accountId, next, next.unit, nowMs, lots, core.awaitingOpen.values()),
       refund: { refund_id: req.refundId, grant_id: req.grantId, amount, cost } as Json,
     }),
     { scope: "refund", idem, status: 200 },

@@ -6,6 +6,7 @@
  */
 import {
   type AlertDraft,
+  type CreditType,
   canonicalJson,
   type EntryDraft,
   effectivePolicy,
@@ -22,6 +23,7 @@ import {
   raiseAlerts,
   sealEntries,
 } from "../ledger";
+import type { AwaitingGrant } from "../ledger/awaiting";
 import type { VelocityTally } from "../ledger/velocity";
 import { log } from "../log";
 import { accountRecord, earliestDeadline, indexChanged } from "./records";
@@ -120,6 +122,12 @@ export class AccountCore {
   readonly reservedIds: ((grantId: string) => boolean)[] = [];
   /** Lots whose expiry a feature settles itself (a period's rollover): the generic expiry pass leaves them. */
   readonly settlesExpiry: ((lot: Lot) => boolean)[] = [];
+  /**
+   * Grants awaiting payment still open, in creation order (at most
+   * AWAITING_OPEN_MAX; kept by awaiting.ts, rebuilt on wake): every balance
+   * body lists them, so its callers pass them to balanceJson.
+   */
+  readonly awaitingOpen = new Map<string, AwaitingGrant>();
 
   constructor(
     readonly sql: SqlStorage,
@@ -174,6 +182,25 @@ export class AccountCore {
   policy(ctx: OpContext): Policy | null {
     const global = this.globalPolicy(ctx.globalPolicy);
     return global === null ? null : effectivePolicy(global, this.overrides);
+  }
+
+  /**
+   * Why a grant of `type` may not be issued to this account now: the policy
+   * requires a verified account for promotional credits and this one is not
+   * (403 account_not_verified), or the policy is unknown; null when it may.
+   * Every path that issues a lot asks this one question.
+   */
+  grantTypeRefusal(ctx: OpContext, type: CreditType): Outcome | null {
+    if (type !== "promotional") return null;
+    const policy = this.policy(ctx);
+    if (policy === null) return POLICY_UNKNOWN;
+    if (policy.require_verified_for_promotional && !this.account?.verified) {
+      return refuse({
+        code: "account_not_verified",
+        detail: "promotional grants need a verified account under the current policy",
+      });
+    }
+    return null;
   }
 
   /** The first result for this id, or a conflict; null when the id is new. */

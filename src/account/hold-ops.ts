@@ -62,7 +62,12 @@ export function reserve(
     },
     nowMs,
     (lots) => ({
-      ...reserveBody(req, hold, applied, balanceJson(ctx.accountId, req.unit, nowMs, lots.values())),
+      ...reserveBody(
+        req,
+        hold,
+        applied,
+        balanceJson(ctx.accountId, req.unit, nowMs, lots.values(), core.awaitingOpen.values()),
+      ),
       ...convertedView(converted, WRITE_APPLIED_MAX),
     }),
     { scope: kind, idem, status: 201 },
@@ -93,7 +98,7 @@ export function settleReceipt(core: AccountCore, ctx: OpContext, receiptId: stri
   if (hold.status !== "open") {
     // Captured in full by the sweep: settling with that same use answers as a replay.
     if (used === hold.captured) {
-      const balance = balanceJson(ctx.accountId, hold.unit, core.now(), core.lots.values());
+      const balance = balanceJson(ctx.accountId, hold.unit, core.now(), core.lots.values(), core.awaitingOpen.values());
       return answer(settleBody(receiptId, used, hold.released, balance), 200, true);
     }
     return refuse({
@@ -111,7 +116,7 @@ export function settleReceipt(core: AccountCore, ctx: OpContext, receiptId: stri
     { ctx, lots: planned.value.lots, holds: [closed], entries: planned.value.entries },
     nowMs,
     (lots) => {
-      const balance = balanceJson(ctx.accountId, hold.unit, nowMs, lots.values());
+      const balance = balanceJson(ctx.accountId, hold.unit, nowMs, lots.values(), core.awaitingOpen.values());
       return settleBody(receiptId, closed.captured, closed.released, balance);
     },
     { scope: "receipt.settle", idem, status: 200 },
@@ -148,7 +153,7 @@ export function closeHold(
     if (hold.status !== closedAs || (action === "capture" && hold.captured !== amount)) {
       return refuse({ code: "hold_closed", detail: `hold ${holdId} is already ${hold.status}` });
     }
-    return answer(closeView(ctx.accountId, hold, action, core.now(), core.lots), 200, true);
+    return answer(closeView(ctx.accountId, hold, action, core.now(), core.lots, core.awaitingOpen.values()), 200, true);
   }
   if (amount > hold.amount) {
     return refuse({ code: "invalid_amount", detail: `capture may not exceed the held ${hold.amount}` });
@@ -160,7 +165,7 @@ export function closeHold(
   return core.commit(
     { ctx, lots: planned.value.lots, holds: [closed], entries: planned.value.entries },
     nowMs,
-    (lots) => closeView(ctx.accountId, closed, action, nowMs, lots),
+    (lots) => closeView(ctx.accountId, closed, action, nowMs, lots, core.awaitingOpen.values()),
     { scope, idem, status: 200 },
   );
 }

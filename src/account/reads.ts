@@ -42,19 +42,22 @@ export function balance(
   ctx: OpContext,
   unit: string,
   asOfMs: number | null,
-  awaitingAsOf?: (unit: string, asOfMs: number) => Iterable<AwaitingGrant>,
+  awaitingAsOf?: (unit: string, asOfMs: number) => { records: Iterable<AwaitingGrant>; more: boolean },
 ): Outcome {
   const { accountId } = ctx;
   if (core.account === null) return missingAccount(accountId);
   if (asOfMs === null) {
     if (core.sweepDue(ctx) === null) return POLICY_UNKNOWN;
-    return answer(balanceJson(accountId, unit, core.now(), core.lots.values(), BALANCE_LIST_MAX));
+    return answer(
+      balanceJson(accountId, unit, core.now(), core.lots.values(), core.awaitingOpen.values(), BALANCE_LIST_MAX),
+    );
   }
   if (asOfMs > core.now()) return refuse({ code: "invalid_request", detail: "as_of may not be in the future" });
   const terms = [...core.lots.values()].filter((lot) => lot.unit === unit);
   const lots = lotsAsOf(terms, (grantId) => store.readMark(core.sql, grantId, asOfMs), asOfMs);
   // Grants awaiting payment as they stood then (recorded by then, not yet activated or cancelled).
-  return answer(balanceJson(accountId, unit, asOfMs, lots, BALANCE_LIST_MAX, awaitingAsOf?.(unit, asOfMs)));
+  const then = awaitingAsOf?.(unit, asOfMs) ?? { records: [], more: false };
+  return answer(balanceJson(accountId, unit, asOfMs, lots, then.records, BALANCE_LIST_MAX, then.more));
 }
 
 export interface GrantsQuery {

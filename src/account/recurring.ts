@@ -22,7 +22,7 @@ import {
   rolloverGrantId,
 } from "../ledger/recurring";
 import { log } from "../log";
-import { type AccountCore, POLICY_UNKNOWN } from "./core";
+import type { AccountCore } from "./core";
 import type { Json, OpContext, Outcome } from "./types";
 import { answer, missingAccount, refuse } from "./views";
 
@@ -130,16 +130,8 @@ export class RecurringDesk {
         detail: `an account holds at most ${RECURRING_MAX_PER_ACCOUNT} recurring grants (cancelled ones count)`,
       });
     }
-    if (input.type === "promotional") {
-      const policy = core.policy(ctx);
-      if (policy === null) return POLICY_UNKNOWN;
-      if (policy.require_verified_for_promotional && !core.account.verified) {
-        return refuse({
-          code: "account_not_verified",
-          detail: "promotional grants need a verified account under the current policy",
-        });
-      }
-    }
+    const typeRefusal = core.grantTypeRefusal(ctx, input.type);
+    if (typeRefusal) return typeRefusal;
     const nowMs = core.now();
     const spec: RecurringSpec = { ...input, startsAtMs: input.startsAtMs ?? nowMs };
     if (spec.endsAtMs !== null && spec.endsAtMs <= spec.startsAtMs) {
@@ -184,8 +176,10 @@ export class RecurringDesk {
     this.schedules.set(id, s);
     this.refreshDue();
     log({ event: "recurring.created", request_id: ctx.requestId, account_id: ctx.accountId, recurring_id: id });
-    // A first period already started (starts_at now or in the past) is issued before the answer.
+    // A first period already started (starts_at now or in the past) is issued before the answer;
+    // otherwise the alarm is armed for the first period's start.
     this.catchUp(ctx, nowMs);
+    if (this.nextDueMs !== null) this.wake(this.nextDueMs);
     return answer(body, 201);
   }
 

@@ -9,7 +9,7 @@
 import type { Lot } from "../ledger";
 import { type GrantTerms, redemptionGrant, redemptionGrantId } from "../ledger/campaign";
 import { planGrant } from "../ledger/grant";
-import { type AccountCore, POLICY_UNKNOWN } from "./core";
+import type { AccountCore } from "./core";
 import type { ReferralDesk } from "./referral";
 import type { Idempotency, OpContext, Outcome } from "./types";
 import { answer, fromLedgerError, grantBody, refuse } from "./views";
@@ -26,7 +26,45 @@ export interface RedeemInfo {
   terms: GrantTerms;
   /** A referral code's referrer and the reward the campaign promised at this moment. */
   referral: { referrerAccountId: string; terms: GrantTerms } | null;
+  /** The D1 reservation's nonce: refused once the gateway has withdrawn it (see withdraw). */
+  reservation: string;
 }
+
+/** Withdrawn reservations are remembered this long (a request in flight carries its nonce for seconds). */
+export const REDEMPTION_FENCE_RETENTION_MS = 86_400_000;
+/** Old fences pruned per withdrawal. */
+const FENCE_PRUNE_BATCH = 100;
+
+/**
+ * The gateway's step before it releases a refused reservation in D1. If the
+ * account holds the campaign's lot (a concurrent same redemption won
+ * meanwhile), answers "held" and nothing is withdrawn. Otherwise it records
+ * the nonce as withdrawn, so no request carrying it can grant any more, and
+ * answers "withdrawn": only then may the gateway give the code and the slot
+ * back. Idempotent.
+ */
+export function withdraw(core: AccountCore, campaignId: string, reservation: string): "held" | "withdrawn" {
+  if (core.lots.has(redemptionGrantId(campaignId))) return "held";
+  const nowMs = core.now();
+  core.sql.exec(
+    "INSERT OR IGNORE INTO redemption_fences (campaign_id, reservation, created_at_ms) VALUES (?, ?, ?)",
+    campaignId,
+    reservation,
+    nowMs,
+  );
+  core.sql.exec(
+    `DELETE FROM redemption_fences WHERE rowid IN (SELECT rowid FROM redemption_fences WHERE created_at_ms < ?
+     ORDER BY created_at_ms LIMIT ?)`,
+    nowMs - REDEMPTION_FENCE_RETENTION_MS,
+    FENCE_PRUNE_BATCH,
+  );
+  return "withdrawn";
+}
+
+const withdrawn = (core: AccountCore, campaignId: string, reservation: string): boolean =>
+  core.sql
+    .exec("SELECT 1 FROM redemption_fences WHERE campaign_id = ? AND reservation = ?", campaignId, reservation)
+    .toArray().length > 0;
 
 export function redeem(
   core: AccountCore,
@@ -39,7 +77,7 @@ export function redeem(
   const body = (lots: ReadonlyMap<string, Lot>, lot: Lot) => ({
     campaign_id: info.campaignId,
     variant: lot.metadata?.variant ?? info.variant,
-    ...grantBody(ctx.accountId, lot, lot.unit, nowMs, lots),
+    ...grantBody(ctx.accountId, lot, lot.unit, nowMs, lots, core.awaitingOpen.values()),
   });
   const cmd = redemptionGrant(info.campaignId, info.terms, info.variant, info.code, nowMs);
   const held = core.lots.get(redemptionGrantId(info.campaignId));
@@ -53,6 +91,12 @@ export function redeem(
     // The same redemption again: the first answer (or, past its retention, the lot as it stands now).
     return core.recall("grant", idem) ?? answer(body(core.lots, held), 201, true);
   }
+  if (withdrawn(core, info.campaignId, info.reservation)) {
+    return refuse({
+      code: "overloaded",
+      detail: "this redemption was withdrawn after a refusal of the same request; send it again",
+    });
+  }
   if (core.idTaken(cmd.grantId)) {
     // Reserved by another feature (a recurring schedule named "campaign"): never issued over it.
     return refuse({ code: "idempotency_conflict", detail: `grant id ${cmd.grantId} is reserved on this account` });
@@ -60,14 +104,8 @@ export function redeem(
   if (info.requiresVerified && !core.account?.verified) {
     return refuse({ code: "account_not_verified", detail: `campaign ${info.campaignId} needs a verified account` });
   }
-  const policy = core.policy(ctx);
-  if (policy === null) return POLICY_UNKNOWN;
-  if (policy.require_verified_for_promotional && !core.account?.verified) {
-    return refuse({
-      code: "account_not_verified",
-      detail: "promotional grants need a verified account under the current policy",
-    });
-  }
+  const typeRefusal = core.grantTypeRefusal(ctx, cmd.type);
+  if (typeRefusal) return typeRefusal;
   const planned = planGrant(core.lots.values(), cmd, core.lots.size + 1, nowMs);
   if (!planned.ok) return refuse(fromLedgerError(planned.error));
   const { lot, entries } = planned.value;

@@ -95,6 +95,8 @@ export const SCHEMA = [
     payment_ref TEXT, cancel_reason TEXT, response TEXT)`,
   `CREATE INDEX IF NOT EXISTS awaiting_grants_by_status ON awaiting_grants (status, created_at_ms, grant_id)`,
   `CREATE INDEX IF NOT EXISTS awaiting_grants_by_unit ON awaiting_grants (unit, created_at_ms)`,
+  // A balance as_of reads the records closed after it in closing order (account/awaiting.ts asOf, bounded scan).
+  `CREATE INDEX IF NOT EXISTS awaiting_grants_by_close ON awaiting_grants (unit, closed_at_ms)`,
   // Automatic top-up rules (account/topup.ts), one per unit, with what each requested this month.
   `CREATE TABLE IF NOT EXISTS topup_rules (unit TEXT PRIMARY KEY, rule TEXT NOT NULL, month TEXT)`,
   // Referrals (account/referral.ts): this account redeemed a referral code of campaign_id; the referrer's
@@ -105,6 +107,13 @@ export const SCHEMA = [
     attempts INTEGER NOT NULL, next_at_ms INTEGER, last_error TEXT, created_at_ms INTEGER NOT NULL,
     updated_at_ms INTEGER NOT NULL)`,
   `CREATE INDEX IF NOT EXISTS referrals_by_status ON referrals (status, next_at_ms)`,
+  // Withdrawn redemption reservations (account/redemption.ts): a reservation the gateway released after a
+  // refusal; a request still carrying its nonce is refused, so a release never undoes a grant made since.
+  // Pruned after REDEMPTION_FENCE_RETENTION_MS (reservation nonces are random and never reused).
+  `CREATE TABLE IF NOT EXISTS redemption_fences (
+    campaign_id TEXT NOT NULL, reservation TEXT NOT NULL, created_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (campaign_id, reservation))`,
+  `CREATE INDEX IF NOT EXISTS redemption_fences_by_age ON redemption_fences (created_at_ms)`,
   // Recurring grants (account/recurring.ts): one row per schedule (≤ RECURRING_MAX_PER_ACCOUNT), its terms as
   // JSON, the first answer (replayed by recurring_id), and the cursor: next period to issue, next period to settle.
   `CREATE TABLE IF NOT EXISTS recurring_grants (

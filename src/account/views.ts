@@ -20,7 +20,6 @@ import {
   WRITE_RESPONSE_LIST_MAX,
 } from "../ledger";
 import type { AwaitingGrant } from "../ledger/awaiting";
-import { awaitingList } from "./awaiting-list";
 import type { HoldRequest, Json, Outcome } from "./types";
 
 export const refuse = (problem: Problem): Outcome => ({ ok: false, problem });
@@ -47,29 +46,77 @@ export function fromLedgerError(e: LedgerError): Problem {
   return { code: e.code, detail: e.detail };
 }
 
+/** One item of a balance's `awaiting_payment` list. */
+export interface AwaitingItem {
+  grant_id: string;
+  amount: number;
+  type: string;
+  created_at: string;
+  topup: boolean;
+}
+
+/**
+ * The balance's `awaiting_payment` of `unit`: the first `max` of `records`
+ * (creation order) in that unit, and whether more were left out.
+ */
+export function awaitingList(
+  unit: string,
+  max: number,
+  records: Iterable<AwaitingGrant>,
+): { awaiting_payment: AwaitingItem[]; awaiting_payment_more: boolean } {
+  const items: AwaitingItem[] = [];
+  let more = false;
+  for (const r of records) {
+    if (r.command.unit !== unit) continue;
+    if (items.length === max) {
+      more = true;
+      break;
+    }
+    items.push({
+      grant_id: r.grantId,
+      amount: r.command.amount,
+      type: r.command.type,
+      created_at: iso(r.createdAtMs),
+      topup: r.topup,
+    });
+  }
+  return { awaiting_payment: items, awaiting_payment_more: more };
+}
+
 /**
  * A balance; inside a write response its lists keep WRITE_RESPONSE_LIST_MAX items, so a record stays small.
- * `awaiting`: the grants awaiting payment to list (default: the account's open ones, awaiting-list.ts).
+ * `awaiting`: the grants awaiting payment it lists (the account's open ones, `core.awaitingOpen`, or
+ * those open at an as_of time), with `more` when the caller already knows the list was cut.
  */
 export function balanceJson(
   accountId: string,
   unit: string,
   nowMs: number,
   lots: Iterable<Lot>,
+  awaiting: Iterable<AwaitingGrant>,
   listMax = WRITE_RESPONSE_LIST_MAX,
-  awaiting?: Iterable<AwaitingGrant>,
+  more = false,
 ): Json {
+  const listed = awaitingList(unit, listMax, awaiting);
   return {
     ...balanceView(accountId, balanceOf(lots, unit, nowMs), nowMs, listMax),
-    ...awaitingList(accountId, unit, listMax, awaiting),
+    ...listed,
+    awaiting_payment_more: listed.awaiting_payment_more || more,
   } as unknown as Json;
 }
 
 /** A grant or a void: the lot as it now stands and the balance of its unit. */
-export function grantBody(accountId: string, lot: Lot, unit: string, nowMs: number, lots: ReadonlyMap<string, Lot>) {
+export function grantBody(
+  accountId: string,
+  lot: Lot,
+  unit: string,
+  nowMs: number,
+  lots: ReadonlyMap<string, Lot>,
+  awaiting: Iterable<AwaitingGrant>,
+) {
   return {
     grant: grantView(lot, nowMs) as unknown as Json,
-    balance: balanceJson(accountId, unit, nowMs, lots.values()),
+    balance: balanceJson(accountId, unit, nowMs, lots.values(), awaiting),
   };
 }
 
@@ -79,6 +126,7 @@ export function debitBody(
   applied: Applied[],
   nowMs: number,
   lots: ReadonlyMap<string, Lot>,
+  awaiting: Iterable<AwaitingGrant>,
 ) {
   return {
     debit_id: req.id,
@@ -86,7 +134,7 @@ export function debitBody(
     unit: req.unit,
     ...ratingView(req.rating),
     ...appliedView(applied, WRITE_APPLIED_MAX),
-    balance: balanceJson(accountId, req.unit, nowMs, lots.values()),
+    balance: balanceJson(accountId, req.unit, nowMs, lots.values(), awaiting),
   };
 }
 
@@ -128,8 +176,9 @@ export function closeView(
   action: "capture" | "release",
   nowMs: number,
   lots: ReadonlyMap<string, Lot>,
+  awaiting: Iterable<AwaitingGrant> = [],
 ): Json {
-  const balance = balanceJson(accountId, hold.unit, nowMs, lots.values());
+  const balance = balanceJson(accountId, hold.unit, nowMs, lots.values(), awaiting);
   return action === "capture"
     ? { hold_id: hold.holdId, status: hold.status, captured: hold.captured, released: hold.released, balance }
     : { hold_id: hold.holdId, status: hold.status, released: hold.released, balance };

@@ -25,23 +25,15 @@ export function grant(core: AccountCore, ctx: OpContext, cmd: GrantRequest, idem
   if (core.idTaken(cmd.grantId)) {
     return refuse({ code: "idempotency_conflict", detail: `grant ${cmd.grantId} already exists or is reserved` });
   }
-  if (cmd.type === "promotional") {
-    const policy = core.policy(ctx);
-    if (policy === null) return POLICY_UNKNOWN;
-    if (policy.require_verified_for_promotional && !core.account?.verified) {
-      return refuse({
-        code: "account_not_verified",
-        detail: "promotional grants need a verified account under the current policy",
-      });
-    }
-  }
+  const typeRefusal = core.grantTypeRefusal(ctx, cmd.type);
+  if (typeRefusal) return typeRefusal;
   const planned = planGrant(core.lots.values(), cmd, core.lots.size + 1, nowMs);
   if (!planned.ok) return refuse(fromLedgerError(planned.error));
   const { lot, entries } = planned.value;
   return core.commit(
     { ctx, lots: [lot], entries },
     nowMs,
-    (lots) => grantBody(ctx.accountId, lot, lot.unit, nowMs, lots),
+    (lots) => grantBody(ctx.accountId, lot, lot.unit, nowMs, lots, core.awaitingOpen.values()),
     { scope: "grant", idem, status: 201 },
     true,
   );
@@ -63,7 +55,7 @@ export function voidGrant(core: AccountCore, ctx: OpContext, grantId: string, re
   return core.commit(
     { ctx, lots: [voided], entries: planned.value.entries },
     nowMs,
-    (lots) => grantBody(ctx.accountId, voided, lot.unit, nowMs, lots),
+    (lots) => grantBody(ctx.accountId, voided, lot.unit, nowMs, lots, core.awaitingOpen.values()),
     { scope: "void", idem, status: 200 },
   );
 }
@@ -108,7 +100,7 @@ export function debit(core: AccountCore, ctx: OpContext, req: DebitRequest, idem
     },
     nowMs,
     (lots) => ({
-      ...debitBody(ctx.accountId, req, applied, nowMs, lots),
+      ...debitBody(ctx.accountId, req, applied, nowMs, lots, core.awaitingOpen.values()),
       ...convertedView(converted, WRITE_APPLIED_MAX),
     }),
     { scope: "debit", idem, status: 200 },

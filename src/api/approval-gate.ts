@@ -64,9 +64,10 @@ export const AccountApprovalThresholdPatch = ApprovalThresholdPatch.refine(
 
 /** A request as it was sent: what an approver reads and what approving runs. */
 export interface StoredRequest {
-  method: "POST";
+  /** POST, but PUT for a top-up rule (PUT /v1/accounts/{id}/top-up). */
+  method: "POST" | "PUT";
   path: string;
-  /** The path's account (grants). */
+  /** The path's account (grants, recurring grants, top-up rules). */
   account_id?: string;
   /** The request's own idempotency id (from the body, or its Idempotency-Key header). */
   idempotency_key: string;
@@ -80,6 +81,8 @@ export interface AskSpec {
   scope: string;
   idem: Idempotency;
   path: string;
+  /** The request's method (default POST). */
+  method?: "POST" | "PUT";
   /** The account whose effective policy holds the threshold; null: the global policy's. */
   policyAccount: string | null;
   /** When `policyAccount` does not exist: read the global threshold (a grant creates it), or let the run refuse. */
@@ -186,9 +189,11 @@ export async function askApproval(c: AppContext, spec: AskSpec): Promise<Respons
   spec.check?.();
   const caller = c.get("caller");
   const request: StoredRequest = {
-    method: "POST",
+    method: spec.method ?? "POST",
     path: spec.path,
-    ...(spec.kind === "grant" || spec.kind === "recurring_grant" ? { account_id: spec.scope } : {}),
+    ...(spec.kind === "grant" || spec.kind === "recurring_grant" || spec.kind === "top_up"
+      ? { account_id: spec.scope }
+      : {}),
     idempotency_key: spec.idem.key,
     body: (c.get("body") ?? {}) as Record<string, unknown>,
   };
@@ -281,7 +286,7 @@ export const ApprovalSchema = z
     status: z.enum(APPROVAL_STATUSES),
     request: z
       .object({
-        method: z.literal("POST"),
+        method: z.enum(["POST", "PUT"]),
         path: z.string(),
         account_id: z.string().optional(),
         idempotency_key: z.string(),

@@ -35,6 +35,7 @@ import { RecurringInputSchema, runRecurringGrant } from "./recurring";
 import { resource, route } from "./route";
 import { Id, json, Limit, problems, ShortText, TimeIdCursor, timeIdCursor } from "./schemas";
 import { requireOwnRecord, requireUnscoped } from "./scope";
+import { askedRevision, runTopUp, TopUpInputSchema } from "./topup";
 import { TransferInputSchema } from "./transfers";
 
 // ── deciding ─────────────────────────────────────────────────────────────
@@ -77,6 +78,11 @@ async function runApproved(env: Env, row: ApprovalRow, requestId: string): Promi
       case "recurring_grant": {
         const body = validate(RecurringInputSchema, req.body, "body");
         return await runRecurringGrant(env, asker, { accountId: row.scope, body, idem }, requestId);
+      }
+      case "top_up": {
+        const body = validate(TopUpInputSchema, req.body, "body");
+        const expectRevision = askedRevision(row.request_key);
+        return await runTopUp(env, asker, { accountId: row.scope, body, expectRevision }, requestId);
       }
     }
   } catch (e) {

@@ -17,6 +17,7 @@ import {
 import { ApiError } from "../errors";
 import {
   type CampaignSpec,
+  campaignAmounts,
   campaignProblem,
   formatCode,
   type GrantTerms,
@@ -27,7 +28,7 @@ import {
   normalizeCode,
 } from "../ledger/campaign";
 import { auditBy } from "./audit";
-import { type AppContext, READERS, requireRole, validBody, validQuery } from "./context";
+import { type AppContext, type Caller, READERS, requireRole, validBody, validQuery } from "./context";
 import { resource, route } from "./route";
 import { Amount, json, Limit, parseTime, problems, ShortText, Time, Unit } from "./schemas";
 import { requireUnscoped } from "./scope";
@@ -148,6 +149,18 @@ const terms = (t: TermsInput): GrantTerms => ({
 });
 
 /** 404 code_not_found for an unknown campaign (the contract's code for "no such campaign"). */
+/**
+ * Every amount is one the key may grant itself (grantRefusal: for marketing,
+ * promotional within max_grant_amount; admin has no limit). Campaign grants
+ * are promotional only, so the type is always allowed.
+ */
+export function withinMarketingLimit(caller: Caller, amounts: readonly number[]): void {
+  for (const amount of amounts) {
+    const refusal = grantRefusal(caller, "promotional", amount);
+    if (refusal) throw new ApiError(refusal.code, refusal.detail, refusal.extra);
+  }
+}
+
 export async function campaignOr404(c: AppContext, campaignId: string): Promise<CampaignRow> {
   const row = await readCampaign(c.env.DB, campaignId);
   if (row === null) throw new ApiError("code_not_found", `campaign ${campaignId} does not exist`);
@@ -206,12 +219,7 @@ route(
     const problem = campaignProblem(spec, window);
     if (problem) throw new ApiError("invalid_request", problem);
     // marketing configures promotional grants within its key's limit: every grant the campaign can issue.
-    const amounts = [spec.grant, spec.referrer_grant, ...(spec.variants ?? []).map((v) => v.grant)];
-    for (const t of amounts) {
-      if (t === null) continue;
-      const refusal = grantRefusal(caller, t.type, t.amount);
-      if (refusal) throw new ApiError(refusal.code, refusal.detail, refusal.extra);
-    }
+    withinMarketingLimit(caller, campaignAmounts(spec));
     const before = await readCampaign(c.env.DB, campaignId);
     const nowMs = Date.now();
     const after = {
@@ -350,7 +358,7 @@ route(
     responses: { 201: json(CodesResult, "Created"), ...problems(400, 401, 403, 404, 413, 415) },
   },
   async (c) => {
-    requireRole(c, CAMPAIGN_WRITERS);
+    const caller = requireRole(c, CAMPAIGN_WRITERS);
     requireUnscoped(c);
     const campaignId = campaignPath(c);
     const input = validBody(c, CodesInput);
@@ -360,7 +368,9 @@ route(
     if (input.count !== undefined && input.single_use === false) {
       throw new ApiError("invalid_request", "generated codes are always single-use");
     }
-    await campaignOr404(c, campaignId);
+    const campaign = await campaignOr404(c, campaignId);
+    // A marketing key hands out only what it may grant itself (a code is a grant waiting to be redeemed).
+    if (caller.role === "marketing") withinMarketingLimit(caller, campaignAmounts(specOf(campaign)));
     const generated = input.count !== undefined;
     const singleUse = generated || input.single_use === true;
     const codes = generated ? generateCodes(input.count ?? 0) : [...new Set((input.codes ?? []).map(normalizeCode))];

@@ -38,7 +38,7 @@ import {
   windowProblem,
 } from "../ledger/campaign";
 import { log } from "../log";
-import { CodeText, specOf } from "./campaigns";
+import { CodeText, specOf, withinMarketingLimit } from "./campaigns";
 import { type Caller, requireRole, send, validBody } from "./context";
 import { GrantSchema } from "./grants";
 import { resource, route } from "./route";
@@ -89,6 +89,8 @@ async function reserve(
       return r.row.code === code.code ? r.row : refused("already_redeemed", alreadyDetail(campaign, accountId));
     case "code_used":
       return refused("already_redeemed", "this single-use code has been redeemed already");
+    case "cycle":
+      throw new ApiError("invalid_request", "an account may not redeem the referral code of the account it referred");
     case "full":
       return refused("campaign_closed", `campaign ${campaign.campaign_id} reached its max_redemptions`);
   }
@@ -117,6 +119,17 @@ export async function runRedemption(
   const stub = ledgerStub(env, accountId);
   let row = await readRedemption(db, campaign.campaign_id, accountId);
   if (row !== null && row.code !== code.code) return refused("already_redeemed", alreadyDetail(campaign, accountId));
+  // A marketing key redeems only what it may grant itself (checked before anything is reserved);
+  // the gateway redeems whatever admin or marketing set up.
+  if (caller.role === "marketing") {
+    const name = row?.variant ?? assignVariant(campaign.campaign_id, accountId, variants).variant;
+    const own = variants.find((v) => v.variant === name) ?? { variant: name, weight: 1, grant: null };
+    const reward = code.referrer_account_id !== null ? spec.referrer_grant : null;
+    withinMarketingLimit(
+      caller,
+      reward === null ? [termsOf(spec, own).amount] : [termsOf(spec, own).amount, reward.amount],
+    );
+  }
   if (row === null) {
     const closed = windowProblem({ startsAtMs: campaign.starts_at_ms, endsAtMs: campaign.ends_at_ms }, Date.now());
     if (closed) return refused("campaign_closed", closed);
@@ -147,6 +160,7 @@ export async function runRedemption(
     code.referrer_account_id !== null && spec.referrer_grant !== null
       ? { referrerAccountId: code.referrer_account_id, terms: spec.referrer_grant }
       : null;
+  const terms = termsOf(spec, variant);
   const ctx = { accountId, actor: caller.actor, requestId, globalPolicy: await loadGlobalPolicy(db) };
   const idem = {
     key: redemptionGrantId(campaign.campaign_id),
@@ -158,8 +172,9 @@ export async function runRedemption(
     code: code.code,
     codeKind: code.referrer_account_id !== null ? "referral" : code.single_use === 1 ? "single_use" : "multi_use",
     requiresVerified: spec.requires_verified,
-    terms: termsOf(spec, variant),
+    terms,
     referral,
+    reservation: row.reservation,
   } as const;
   // A throw here (the Durable Object unreachable) leaves the row reserved: the same request again completes it.
   const out = await stub.redeem(ctx, info, idem);
@@ -171,11 +186,22 @@ export async function runRedemption(
     }
     return out;
   }
-  // Refused: nothing was granted, so the reservation goes (not when the account holds the campaign's lot already).
-  if (out.problem.code !== "already_redeemed") {
+  // Refused: the reservation goes, but only once the account has fenced it, so that a concurrent same
+  // redemption carrying this reservation cannot grant after the code and the slot were given back.
+  const fate = await stub.withdrawRedemption(campaign.campaign_id, row.reservation);
+  if (fate === "withdrawn") {
     await releaseRedemption(db, campaign.campaign_id, accountId, row.reservation);
+    return out;
   }
-  return out;
+  // The account holds the campaign's lot: this very redemption won meanwhile (its replay), or another code did.
+  if (out.problem.code === "already_redeemed") return out;
+  const replay = await stub.redeem(ctx, info, idem);
+  if (replay.ok && row.status === "reserved") {
+    await markGranted(db, campaign.campaign_id, accountId).catch((e: unknown) =>
+      log({ event: "redemption.mark_error", request_id: requestId, account_id: accountId, error: String(e) }),
+    );
+  }
+  return replay;
 }
 
 export const redemptions = resource();

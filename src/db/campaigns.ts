@@ -222,13 +222,15 @@ export interface Reservation {
 /**
  * What a reservation came to: `won` (this call reserved the row), `taken`
  * (the account holds a row already, this one's or another code's; the row is
- * returned), `code_used` (a single-use code another account claimed), or
- * `full` (max_redemptions reached).
+ * returned), `code_used` (a single-use code another account claimed),
+ * `cycle` (the referrer redeemed this account's referral code in the campaign),
+ * or `full` (max_redemptions reached).
  */
 export type ReserveResult =
   | { kind: "won"; row: RedemptionRow }
   | { kind: "taken"; row: RedemptionRow }
   | { kind: "code_used" }
+  | { kind: "cycle" }
   | { kind: "full" };
 
 /** Reserves one redemption in one batch (see the file's comment); never more than max_redemptions, a code never twice. */
@@ -243,6 +245,8 @@ export async function reserveRedemption(d1: D1Database, r: Reservation, nowMs: n
                        AND (max_redemptions IS NULL OR redeemed < max_redemptions))
          AND EXISTS (SELECT 1 FROM campaign_codes WHERE code = ?4 AND campaign_id = ?1
                        AND (single_use = 0 OR redeemed_by IS NULL))
+         AND NOT (?7 IS NOT NULL AND EXISTS (SELECT 1 FROM campaign_redemptions
+                       WHERE campaign_id = ?1 AND account_id = ?7 AND referrer_account_id = ?2))
        ON CONFLICT (campaign_id, account_id) DO NOTHING`,
     )
     .bind(r.campaignId, r.accountId, r.nonce, r.code, r.variant, r.grantId, r.referrerAccountId, nowMs);
@@ -261,6 +265,11 @@ export async function reserveRedemption(d1: D1Database, r: Reservation, nowMs: n
   const results = await d1.batch([insert, claim, bump, readBack]);
   const row = (results[3]?.results[0] as RedemptionRow | undefined) ?? null;
   if (row !== null) return row.reservation === r.nonce ? { kind: "won", row } : { kind: "taken", row };
+  if (r.referrerAccountId !== null) {
+    // Checked in the insert itself, so two accounts redeeming each other's codes at once cannot both pass.
+    const back = await readRedemption(d1, r.campaignId, r.referrerAccountId);
+    if (back?.referrer_account_id === r.accountId) return { kind: "cycle" };
+  }
   if (r.singleUse) {
     const code = await d1
       .prepare("SELECT redeemed_by FROM campaign_codes WHERE code = ?")

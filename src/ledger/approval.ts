@@ -13,15 +13,18 @@ export type ApprovalKind = (typeof APPROVAL_KINDS)[number];
 /**
  * The requests that can wait for approval, and the threshold each is held
  * to: a recurring grant's per-period amount is a grant's, so it is compared
- * with the `grant` threshold (every period issues a grant of that amount).
+ * with the `grant` threshold (every period issues a grant of that amount);
+ * so is an automatic top-up rule's `amount` (every request becomes a grant
+ * of that amount once its payment activates it).
  */
-export const APPROVAL_REQUESTS = ["grant", "transfer", "bulk", "recurring_grant"] as const;
+export const APPROVAL_REQUESTS = ["grant", "transfer", "bulk", "recurring_grant", "top_up"] as const;
 export type ApprovalRequest = (typeof APPROVAL_REQUESTS)[number];
 export const THRESHOLD_OF: Readonly<Record<ApprovalRequest, ApprovalKind>> = {
   grant: "grant",
   transfer: "transfer",
   bulk: "bulk",
   recurring_grant: "grant",
+  top_up: "grant",
 };
 
 /** Per kind, the largest amount that runs without approval (positive safe integers). */

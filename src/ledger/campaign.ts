@@ -82,6 +82,14 @@ export function campaignProblem(spec: CampaignSpec, window: CampaignWindow): str
   return null;
 }
 
+/** Every amount the campaign can issue: its grant, each variant's own grant and the referrer's reward. */
+export function campaignAmounts(spec: CampaignSpec): number[] {
+  const out = [spec.grant.amount];
+  for (const v of spec.variants ?? []) if (v.grant !== null) out.push(v.grant.amount);
+  if (spec.referrer_grant !== null) out.push(spec.referrer_grant.amount);
+  return out;
+}
+
 /** The variants a campaign draws from: its own, or the one `default` variant. */
 export function variantsOf(spec: CampaignSpec): VariantSpec[] {
   return spec.variants ?? [{ variant: DEFAULT_VARIANT, weight: 1, grant: null }];

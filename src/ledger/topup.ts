@@ -13,6 +13,7 @@
  * - A request that would pass the cap is skipped, never shrunk: a payment
  *   system sees the same `amount` every time.
  */
+import { canonicalJson, sha256Hex } from "./hash";
 import type { CostBasis } from "./types";
 
 /** Largest `expires_in_days` of a top-up grant (10 years). */
@@ -84,4 +85,24 @@ export function addRequest(month: TopUpMonth | null, amount: number, nowMs: numb
 export function takeBack(month: TopUpMonth | null, amount: number, requestedAtMs: number): TopUpMonth | null {
   if (month === null || month.monthStartMs !== monthStartUtc(requestedAtMs)) return month;
   return { ...month, requested: Math.max(0, month.requested - amount) };
+}
+
+/** What a rule asks for, without its times: two PUTs with the same terms are the same rule. */
+export type TopUpTerms = Pick<TopUpRule, "unit" | "below" | "amount" | "maxPerMonth" | "grant">;
+
+/**
+ * The hash of a rule's terms (canonical JSON, SHA-256 hex): the approval of a
+ * top-up rule names it, and a rule stored with the same hash is that rule.
+ * @example ruleHash({ unit: "credits", below: 10, amount: 5, maxPerMonth: null, grant }) // "9f…"
+ */
+export function ruleHash(t: TopUpTerms): string {
+  return sha256Hex(
+    canonicalJson({
+      unit: t.unit,
+      below: t.below,
+      amount: t.amount,
+      max_per_month: t.maxPerMonth,
+      grant: { type: t.grant.type, cost_basis: t.grant.costBasis, expires_in_days: t.grant.expiresInDays },
+    }),
+  );
 }

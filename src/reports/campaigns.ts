@@ -11,9 +11,10 @@
  * Everything is aggregated in one SQL statement: no per-redemption loop in
  * JS, and the result has one row per variant (at most MAX_REPORT_ROWS).
  */
-import { DEFAULT_UNIT } from "../ledger";
+
 import { readCampaign } from "../db/campaigns";
 import { ApiError } from "../errors";
+import { DEFAULT_UNIT } from "../ledger";
 import { DEFAULT_VARIANT } from "../ledger/campaign";
 import { exact, floorDiv } from "./figures";
 import { groupedRows, Sql } from "./scope";

@@ -6,11 +6,13 @@
  * back-dated start issues a bounded number of periods, and a schedule above
  * the grant approval threshold waits for a second key.
  */
+import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import type { AccountLedger } from "../../src/account/account-do";
 import { RECURRING_MAX_BACKFILL } from "../../src/account/recurring";
 import { RECURRING_ID_MAX } from "../../src/api/recurring";
-import { call, expectProblem, iso, ledgerEntries, runAlarm, uid } from "./helpers";
-import { DAY, doNow, MINUTE, setDoClock } from "./jobs-helpers";
+import { call, expectProblem, iso, ledgerEntries, ledgerStubFor, runAlarm, uid } from "./helpers";
+import { DAY, doNow, dropAlarm, MINUTE, setDoClock } from "./jobs-helpers";
 
 async function account(): Promise<string> {
   const a = uid("recg");
@@ -157,5 +159,23 @@ describe("four eyes on a schedule", () => {
     const repeat = await call("POST", `/v1/accounts/${a}/recurring-grants`, body, { token });
     expect(repeat.status).toBe(201);
     expect(repeat.headers.get("idempotent-replayed")).toBe("true");
+  });
+});
+
+describe("a schedule that starts later", () => {
+  it("arms the account's alarm for its first period, with nothing else to wake it", async () => {
+    const a = await account();
+    await runAlarm(a); // ship what the PUT wrote
+    await dropAlarm(a); // and leave no alarm behind: only the schedule may arm one
+    const now = await doNow(a);
+    const startsAt = now + 3 * DAY;
+    const res = await call("POST", `/v1/accounts/${a}/recurring-grants`, daily("later", { starts_at: iso(startsAt) }));
+    expect(res.status, res.text).toBe(201);
+    const alarm = await runInDurableObject(ledgerStubFor(a), async (inst: AccountLedger, state) => {
+      return { at: await state.storage.getAlarm(), offset: inst.clock.offsetMs };
+    });
+    expect(alarm.at).not.toBeNull();
+    // The alarm is set on the real clock: the DO clock's start minus the test offset.
+    expect((alarm.at as number) + alarm.offset).toBeLessThanOrEqual(startsAt);
   });
 });
