@@ -7,28 +7,26 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { loadGlobalPolicy } from "../db/settings";
-import { type DoSnapshot, type InvoiceLine, type Lot, type Policy, planExpire, totalsOf } from "../ledger";
+import { type DoSnapshot, type InvoiceLine, type Policy, totalsOf } from "../ledger";
 import type { Budget } from "../ledger/budget";
-import { log } from "../log";
 import { dispatchAlerts } from "../webhooks/dispatch";
 import { AlarmKeeper } from "./alarm";
-import { AwaitingDesk } from "./awaiting";
 import * as billing from "./billing";
 import { BudgetDesk } from "./budget";
 import { AccountCore } from "./core";
 import * as holdOps from "./hold-ops";
+import { expireAndSweep, runAlarmSteps } from "./jobs";
+import { Lifecycle } from "./lifecycle";
 import { OUTBOX_DELAY_MS, OutboxCourier } from "./outbox";
 import * as reads from "./reads";
-import { nextDeadline } from "./records";
-import { RecurringDesk, type RecurringInput } from "./recurring";
+import type { RecurringInput } from "./recurring";
 import { type RedeemInfo, redeem, withdraw } from "./redemption";
-import { ReferralDesk, type ReferralPeer, type ReferralView } from "./referral";
+import type { ReferralPeer, ReferralView } from "./referral";
 import * as rollup from "./rollup";
 import { migrate } from "./schema";
 import * as statements from "./statement";
-import { pruneIdempotency } from "./storage";
 import { ledgerStub } from "./stub";
-import { TopUpDesk, type TopUpInput } from "./topup";
+import type { TopUpInput } from "./topup";
 import type { InboundAnswer, InboundRequest, SendCommand, TransferFaults, TransferPeer } from "./transfer-records";
 import { TransferDesk } from "./transfers";
 import type {
@@ -45,18 +43,6 @@ import type {
 import * as usage from "./usage";
 import * as writes from "./writes";
 
-/** Idempotency records are kept this long (docs/api.md: at least 30 days), then pruned by the alarm. */
-export const IDEMPOTENCY_RETENTION_MS = 30 * 86_400_000;
-/** Records pruned per alarm run; more wait for the next run, a second later. */
-export const IDEMPOTENCY_PRUNE_BATCH = 1000;
-/** After a step of the alarm threw, the alarm runs again this soon. */
-export const ALARM_RETRY_MS = 5_000;
-
-/** The lots no feature settles itself: what the generic expiry pass may expire. */
-function* unsettled(lots: Iterable<Lot>, settles: readonly ((lot: Lot) => boolean)[]): Generator<Lot> {
-  for (const lot of lots) if (!settles.some((settlesLater) => settlesLater(lot))) yield lot;
-}
-
 export class AccountLedger extends DurableObject<Env> {
   private readonly core: AccountCore;
   private readonly alarms: AlarmKeeper;
@@ -66,20 +52,8 @@ export class AccountLedger extends DurableObject<Env> {
   /** Transfers this account sends or receives, and its budget draws (transfers.ts, budget.ts). */
   private readonly transfers: TransferDesk;
   private readonly budgets: BudgetDesk;
-  /** Referral rewards this account (as a referee) owes its referrers (referral.ts). */
-  private readonly referrals: ReferralDesk;
-  /** Grants awaiting payment and automatic top-up rules (awaiting.ts, topup.ts). */
-  private readonly awaiting: AwaitingDesk;
-  private readonly topups: TopUpDesk;
-  /** Recurring grants: schedules and their catch-up (recurring.ts). */
-  private readonly recurring: RecurringDesk;
-  /**
-   * Work of the lifecycle features (recurring grants, referral rewards, …)
-   * that the alarm runs after its own steps: each returns when it next wants
-   * to run (DO clock), null when it has nothing left. Registered in the
-   * constructor, one line each.
-   */
-  private readonly alarmJobs: { name: string; run: () => Promise<number | null> }[] = [];
+  /** Recurring grants, awaiting payment, top-up and referrals, on the core's seams (lifecycle.ts). */
+  private readonly life: Lifecycle;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -106,24 +80,8 @@ export class AccountLedger extends DurableObject<Env> {
     const wake = (atMs: number) => this.alarms.request(atMs - this.clock.offsetMs);
     this.transfers = new TransferDesk(this.core, transact, peer, wake);
     this.budgets = new BudgetDesk(this.core, transact, peer, wake);
-    // ── lifecycle: register commit hooks (core.hooks), due work (core.dueWork) and alarm jobs here ──
-    this.referrals = new ReferralDesk(
-      this.core,
-      (accountId) => ledgerStub(env, accountId) as unknown as ReferralPeer,
-      wake,
-      () => this.d1,
-    );
-    this.core.hooks.push(this.referrals.hook);
-    this.alarmJobs.push({ name: "referrals", run: () => this.referrals.deliver() });
-    this.awaiting = new AwaitingDesk(this.core);
-    this.topups = new TopUpDesk(this.core, this.awaiting);
-    this.core.hooks.push(this.topups.hook);
-    this.core.reservedIds.push((grantId) => this.awaiting.hasRecord(grantId));
-    this.recurring = new RecurringDesk(this.core, transact, wake);
-    this.core.dueWork.push((opCtx, nowMs) => void this.recurring.catchUp(opCtx, nowMs));
-    this.core.reservedIds.push((grantId) => this.recurring.reserves(grantId));
-    this.core.settlesExpiry.push((lot) => this.recurring.settlesLater(lot));
-    this.alarmJobs.push({ name: "recurring", run: async () => this.runRecurring() });
+    const referralPeer = (accountId: string) => ledgerStub(env, accountId) as unknown as ReferralPeer;
+    this.life = new Lifecycle(this.core, transact, wake, referralPeer, () => this.d1);
   }
 
   /** Test seam: tests move this account's clock with runInDurableObject. */
@@ -152,7 +110,7 @@ export class AccountLedger extends DurableObject<Env> {
   // ── reads ───────────────────────────────────────────────────────────────
 
   balance(ctx: OpContext, unit: string, asOfMs: number | null): Outcome {
-    return reads.balance(this.core, ctx, unit, asOfMs, (u, atMs) => this.awaiting.asOf(u, atMs));
+    return reads.balance(this.core, ctx, unit, asOfMs, (u, atMs) => this.life.awaiting.asOf(u, atMs));
   }
 
   listGrants(accountId: string, q: reads.GrantsQuery): Outcome {
@@ -318,66 +276,62 @@ export class AccountLedger extends DurableObject<Env> {
   // ── recurring grants ────────────────────────────────────────────────────
 
   createRecurring(ctx: OpContext, input: RecurringInput, bodyHash: string): Outcome {
-    return this.recurring.create(ctx, input, bodyHash);
+    return this.life.recurring.create(ctx, input, bodyHash);
   }
 
   listRecurring(ctx: OpContext): Outcome {
-    return this.recurring.list(ctx);
+    return this.life.recurring.list(ctx);
   }
 
   cancelRecurring(ctx: OpContext, recurringId: string): Outcome {
-    return this.recurring.cancel(ctx, recurringId);
+    return this.life.recurring.cancel(ctx, recurringId);
   }
 
   /** Takes the recurring steps due now (the alarm's job and the cron's poke); returns when the next one falls due. */
   runRecurring(): number | null {
-    const accountId = this.core.account?.account_id;
-    if (accountId === undefined) return null;
-    const ctx: OpContext = { accountId, actor: "system:recurring", requestId: "alarm", globalPolicy: null };
-    this.recurring.catchUp(ctx, this.core.now());
-    return this.recurring.dueAt();
+    return this.life.runRecurring();
   }
 
   // ── awaiting payment and top-up ─────────────────────────────────────────
 
   /** A grant with awaiting_payment: recorded, no entry, never spendable (awaiting.ts). */
   createAwaiting(ctx: OpContext, cmd: GrantRequest, idem: Idempotency): Outcome {
-    return this.awaiting.create(ctx, cmd, idem);
+    return this.life.awaiting.create(ctx, cmd, idem);
   }
 
   activateGrant(ctx: OpContext, grantId: string, paymentRef: string | null): Outcome {
-    return this.awaiting.activate(ctx, grantId, paymentRef);
+    return this.life.awaiting.activate(ctx, grantId, paymentRef);
   }
 
   cancelGrant(ctx: OpContext, grantId: string, reason: string): Outcome {
-    return this.awaiting.cancel(ctx, grantId, reason);
+    return this.life.awaiting.cancel(ctx, grantId, reason);
   }
 
   listAwaiting(accountId: string, cursor: string | null, limit: number): Outcome {
-    return this.awaiting.list(accountId, cursor, limit);
+    return this.life.awaiting.list(accountId, cursor, limit);
   }
 
   getAwaiting(accountId: string, grantId: string): Outcome {
-    return this.awaiting.get(accountId, grantId);
+    return this.life.awaiting.get(accountId, grantId);
   }
 
   putTopUp(accountId: string, input: TopUpInput): Outcome {
-    return this.topups.put(accountId, input);
+    return this.life.topups.put(accountId, input);
   }
 
   getTopUp(accountId: string, unit: string): Outcome {
-    return this.topups.get(accountId, unit);
+    return this.life.topups.get(accountId, unit);
   }
 
   deleteTopUp(accountId: string, unit: string): Outcome {
-    return this.topups.remove(accountId, unit);
+    return this.life.topups.remove(accountId, unit);
   }
 
   // ── campaigns ───────────────────────────────────────────────────────────
 
   /** A campaign redemption: the lot, its entry, grant.redeemed and a referral's pending reward, in one commit. */
   redeem(ctx: OpContext, info: RedeemInfo, idem: Idempotency): Outcome {
-    return redeem(this.core, this.referrals, ctx, info, idem);
+    return redeem(this.core, this.life.referrals, ctx, info, idem);
   }
 
   /** Before the gateway releases a refused reservation: "held" (granted meanwhile) or "withdrawn" (fenced). */
@@ -387,97 +341,37 @@ export class AccountLedger extends DurableObject<Env> {
 
   /** This account's referrals as a referee (pending, due, rewarded, failed). */
   listReferrals(): ReferralView[] {
-    return this.referrals.list();
+    return this.life.referrals.list();
   }
 
   /** Test seam: throws injected around a referral reward's grant on the referrer (runInDurableObject only). */
   get referralFaults(): { beforeGrant?: () => void; afterGrant?: () => void } {
-    return this.referrals.faults;
+    return this.life.referrals.faults;
   }
 
   // ── jobs ────────────────────────────────────────────────────────────────
 
-  /**
-   * Writes `grant.expired` entries for lots past expiry and closes holds past
-   * their deadline (receipts are captured in full; holds per policy; holds
-   * wait when the policy is unknown). Idempotent: a second call writes nothing.
-   */
+  /** Expires lots past expiry and closes holds past their deadline (jobs.ts); idempotent. */
   expireAndSweep(globalPolicy: Policy | null): { expired: number; swept: number } {
-    const core = this.core;
-    const nowMs = core.now();
-    if (core.account === null) return { expired: 0, swept: 0 };
-    const ctx: OpContext = {
-      accountId: core.account.account_id,
-      actor: "system:expiry",
-      requestId: "alarm",
-      globalPolicy,
-    };
-    // Due work first (a recurring period's rollover moves its remainder before the rest expires).
-    for (const work of core.dueWork) work(ctx, nowMs);
-    // Lots a feature settles itself (a period's rollover still to come) are left to it.
-    const expired = planExpire(unsettled(core.lots.values(), core.settlesExpiry), nowMs);
-    if (expired.entries.length > 0)
-      core.commit({ ctx, lots: expired.lots, entries: expired.entries }, nowMs, () => null);
-    const swept = core.sweepDue({ ...ctx, actor: "system:sweep" }) ?? 0;
-    return { expired: expired.entries.length, swept };
+    return expireAndSweep(this.core, globalPolicy);
   }
 
   /**
-   * Expires and sweeps, ships a batch, prunes old idempotency records, and
-   * re-arms for whatever is left. No step's failure stops another, and the
-   * handler never throws: a failed handler is retried by the runtime on its
-   * own terms, and a retry it gives up on takes the alarm away with it.
+   * Runs the alarm's steps (jobs.ts) and re-arms for whatever is left. Never
+   * throws: a failed handler is retried by the runtime on its own terms, and
+   * a retry it gives up on takes the alarm away with it.
    */
   override async alarm(): Promise<void> {
     this.alarms.fired();
-    const wants: (number | null)[] = [];
-    await this.step("expire_sweep", wants, async () => {
-      this.expireAndSweep(await loadGlobalPolicy(this.d1));
+    const next = await runAlarmSteps({
+      core: this.core,
+      courier: this.courier,
+      sql: this.ctx.storage.sql,
+      loadPolicy: () => loadGlobalPolicy(this.d1),
+      recover: async (ctx) => [await this.transfers.recover(ctx), await this.budgets.recover(ctx)],
+      jobs: this.life.alarmJobs,
     });
-    await this.step("ship", wants, async () => {
-      const shipped = await this.courier.shipForAlarm();
-      if (!shipped.ok) wants.push(this.core.now() + shipped.retryInMs);
-      else if (shipped.more) wants.push(this.core.now());
-    });
-    await this.step("prune", wants, async () => {
-      const pruned = pruneIdempotency(
-        this.ctx.storage.sql,
-        this.core.now() - IDEMPOTENCY_RETENTION_MS,
-        IDEMPOTENCY_PRUNE_BATCH,
-      );
-      if (pruned === IDEMPOTENCY_PRUNE_BATCH) wants.push(this.core.now() + 1000);
-    });
-    await this.step("transfers", wants, async () => {
-      const accountId = this.core.account?.account_id;
-      if (accountId === undefined) return;
-      const ctx: OpContext = { accountId, actor: "system:transfer", requestId: "alarm", globalPolicy: null };
-      wants.push(await this.transfers.recover(ctx), await this.budgets.recover(ctx));
-    });
-    for (const job of this.alarmJobs) {
-      await this.step(job.name, wants, async () => {
-        wants.push(await job.run());
-      });
-    }
-    const nowMs = this.core.now();
-    wants.push(nextDeadline(this.core.lots.values(), this.core.openHolds.values(), nowMs));
-    if (this.courier.pending() > 0) wants.push(nowMs + OUTBOX_DELAY_MS);
-    const next = wants.reduce<number | null>((a, b) => (b === null ? a : a === null ? b : Math.min(a, b)), null);
     await this.alarms.settle(next === null ? null : next - this.clock.offsetMs);
-  }
-
-  private async step(name: string, wants: (number | null)[], run: () => Promise<void>): Promise<void> {
-    try {
-      await run();
-    } catch (e) {
-      const accountId = this.core.account?.account_id ?? null;
-      log({
-        event: "alarm.error",
-        step: name,
-        account_id: accountId,
-        error: e instanceof Error ? e.message : String(e),
-      });
-      wants.push(this.core.now() + ALARM_RETRY_MS);
-    }
   }
 
   /** Drains the outbox now (tests and the cron re-drive call this). */
