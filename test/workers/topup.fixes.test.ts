@@ -25,7 +25,7 @@ const activate = async (a: string, grantId: string) => {
 };
 
 /** The DO's private parts, reachable only through runInDurableObject. */
-type Insides = { core: { awaitingOpen: Map<string, AwaitingGrant> }; topups: { counter: number } };
+type Insides = { core: { awaitingOpen: Map<string, AwaitingGrant> }; life: { topups: { counter: number } } };
 const insides = (inst: AccountLedger) => inst as unknown as Insides;
 
 /** Fills the account's open records (in memory, another unit) up to `n`. */
@@ -207,7 +207,10 @@ describe("open records and ids", () => {
     expect((await putRule(a, { below: 50, amount: 100 })).status).toBe(200);
     expect((await debit(a, 60)).status).toBe(200); // 42 < 50
     expect(await awaitingIds(a)).toEqual(["topup.3", "topup.4"]);
-    const counter = await runInDurableObject(ledgerStubFor(a), (inst: AccountLedger) => insides(inst).topups.counter);
+    const counter = await runInDurableObject(
+      ledgerStubFor(a),
+      (inst: AccountLedger) => insides(inst).life.topups.counter,
+    );
     expect(counter).toBe(4);
   });
 
@@ -219,7 +222,9 @@ describe("open records and ids", () => {
     expect((await putRule(a, { below: 150, amount: 10 })).status).toBe(200);
     expect((await debit(a, 60)).status).toBe(200); // 140 < 150: all 100 probes taken, none requested
     expect(await awaitingIds(a)).toEqual([]);
-    expect(await runInDurableObject(ledgerStubFor(a), (inst: AccountLedger) => insides(inst).topups.counter)).toBe(100);
+    expect(await runInDurableObject(ledgerStubFor(a), (inst: AccountLedger) => insides(inst).life.topups.counter)).toBe(
+      100,
+    );
     expect((await debit(a, 1)).status).toBe(200); // 139: topup.101
     expect(await awaitingIds(a)).toEqual(["topup.101"]);
   });
@@ -330,7 +335,7 @@ describe("a new instance of the object", () => {
       const bal = fresh.balance(ctx, "credits", null);
       return {
         rule: rule.ok ? rule.body : null,
-        counter: insides(fresh).topups.counter,
+        counter: insides(fresh).life.topups.counter,
         open: [...insides(fresh).core.awaitingOpen.keys()],
         listed: bal.ok ? (bal.body as any).awaiting_payment.map((x: any) => x.grant_id) : null,
       };
