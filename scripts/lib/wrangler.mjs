@@ -46,9 +46,10 @@ export function runWrangler(args, { echo = false } = {}) {
 }
 
 /** Applies every pending D1 migration to the local database (in `persistTo` when given). */
-export async function applyLocalMigrations({ persistTo, echo = false } = {}) {
+export async function applyLocalMigrations({ persistTo, echo = false, config } = {}) {
   const args = ["d1", "migrations", "apply", "DB", "--local"];
   if (persistTo) args.push("--persist-to", persistTo);
+  if (config) args.push("--config", config);
   const result = await runWrangler(args, { echo });
   if (result.code !== 0) {
     throw new Error(`wrangler ${args.join(" ")} failed (exit ${result.code}):\n${result.output}`);
@@ -183,9 +184,10 @@ async function logTail(path, lines = 60) {
  * own process group, healthy before this resolves. The checkout's .dev.vars
  * and .wrangler/state are never touched. `stop()` ends the process group and
  * deletes the dir (kept when `keep`); a process exit without stop() still
- * SIGKILLs the group.
+ * SIGKILLs the group. `config`: another wrangler config (the bench's own
+ * Worker, bench/wrangler.toml), relative to the repository.
  */
-export async function startLocalGate({ label, keep = false, healthTimeoutMs = 120_000 }) {
+export async function startLocalGate({ label, keep = false, healthTimeoutMs = 120_000, config }) {
   const dir = await mkdtemp(join(tmpdir(), `credit-gate-${label}-`));
   const persistTo = join(dir, "state");
   const envFile = join(dir, `${label}.env`);
@@ -202,7 +204,7 @@ export async function startLocalGate({ label, keep = false, healthTimeoutMs = 12
     { mode: 0o600 },
   );
   try {
-    await applyLocalMigrations({ persistTo });
+    await applyLocalMigrations({ persistTo, config });
   } catch (e) {
     await removeDir();
     throw e;
@@ -212,7 +214,8 @@ export async function startLocalGate({ label, keep = false, healthTimeoutMs = 12
   const inspectorPort = await freePort();
   const log = createWriteStream(logPath);
   const spawnDev = () => {
-    const dev = startWranglerDev({ port, persistTo, envFile, inspectorPort, detached: true, stdio: "pipe" });
+    const extraArgs = config ? ["--config", config] : [];
+    const dev = startWranglerDev({ port, persistTo, envFile, inspectorPort, detached: true, stdio: "pipe", extraArgs });
     dev.stdout?.pipe(log, { end: false });
     dev.stderr?.pipe(log, { end: false });
     return dev;
