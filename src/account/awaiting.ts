@@ -12,7 +12,6 @@ import {
   type EntryDraft,
   type GrantCommand,
   grantView,
-  iso,
   type Lot,
   planGrant,
   WRITE_RESPONSE_LIST_MAX,
@@ -20,11 +19,11 @@ import {
 import {
   AWAITING_OPEN_MAX,
   type AwaitingGrant,
-  type AwaitingStatus,
   activationCommand,
   planTransition,
   type Transition,
 } from "../ledger/awaiting";
+import { awaitingFacts, awaitingView, rowOf, writeAwaiting } from "./awaiting-rows";
 import { type AccountCore, type HookEffect, POLICY_UNKNOWN } from "./core";
 import type { Idempotency, Json, OpContext, Outcome } from "./types";
 import { answer, balanceJson, fromLedgerError, missingAccount, refuse } from "./views";
@@ -37,60 +36,6 @@ export const AWAITING_PAGE_MAX = AWAITING_OPEN_MAX;
  * says so with `awaiting_payment_more: true`.
  */
 export const AWAITING_AS_OF_SCAN_MAX = 5000;
-
-/** A record as the grants routes serve it (the Grant shape; remaining 0: never spendable). */
-export function awaitingView(r: AwaitingGrant) {
-  const c = r.command;
-  return {
-    grant_id: r.grantId,
-    amount: c.amount,
-    unit: c.unit,
-    type: c.type,
-    priority: c.priority,
-    effective_at: iso(c.effectiveAtMs ?? r.createdAtMs),
-    expires_at: c.expiresAtMs === null ? null : iso(c.expiresAtMs),
-    source: c.source,
-    reason: c.reason,
-    campaign: c.campaign,
-    incident_id: c.incidentId,
-    cost_basis: c.costBasis,
-    metadata: c.metadata,
-    source_grant_id: null,
-    remaining: 0,
-    held: 0,
-    status: r.status,
-    created_at: iso(r.createdAtMs),
-    voided_at: null,
-    ...awaitingFacts(r),
-  };
-}
-
-/** What the record adds to a grant's view: how it was paid for, and whether a top-up asked for it. */
-function awaitingFacts(r: AwaitingGrant) {
-  return {
-    topup: r.topup,
-    expires_in_days: r.expiresInDays,
-    payment_ref: r.paymentRef,
-    cancel_reason: r.cancelReason,
-    closed_at: r.closedAtMs === null ? null : iso(r.closedAtMs),
-  };
-}
-
-function rowOf(row: Record<string, SqlStorageValue>): AwaitingGrant {
-  const num = (v: SqlStorageValue | undefined) => (v == null ? null : Number(v));
-  const str = (v: SqlStorageValue | undefined) => (v == null ? null : String(v));
-  return {
-    grantId: String(row.grant_id),
-    command: JSON.parse(String(row.command)) as GrantCommand,
-    expiresInDays: num(row.expires_in_days),
-    topup: Number(row.topup) === 1,
-    status: String(row.status) as AwaitingStatus,
-    createdAtMs: Number(row.created_at_ms),
-    closedAtMs: num(row.closed_at_ms),
-    paymentRef: str(row.payment_ref),
-    cancelReason: str(row.cancel_reason),
-  };
-}
 
 /** Records awaiting payment on one account, and their three operations. */
 export class AwaitingDesk {
@@ -138,7 +83,7 @@ export class AwaitingDesk {
   /** The row write and memory update of a new record: joined to a commit's transaction. */
   stage(r: AwaitingGrant): { write: () => void; applied: () => void } {
     return {
-      write: () => this.write(r, null),
+      write: () => writeAwaiting(this.core.sql, r, null),
       applied: () => {
         this.open.set(r.grantId, r);
       },
@@ -160,7 +105,7 @@ export class AwaitingDesk {
       });
     }
     const nowMs = core.now();
-    const verified = this.verifiedFor(ctx, cmd);
+    const verified = this.core.grantTypeRefusal(ctx, cmd.type);
     if (verified) return verified;
     // Checked as the grant would be now (amounts, times, reason, cost basis); checked again at activation.
     const planned = planGrant(core.lots.values(), cmd, core.lots.size + 1, nowMs);
@@ -202,7 +147,7 @@ export class AwaitingDesk {
     if (core.lots.has(grantId)) {
       return refuse({ code: "idempotency_conflict", detail: `a lot ${grantId} already exists; cancel this one` });
     }
-    const verified = this.verifiedFor(ctx, cmd.value);
+    const verified = this.core.grantTypeRefusal(ctx, cmd.value.type);
     if (verified) return verified;
     const issued = planGrant(core.lots.values(), cmd.value, core.lots.size + 1, nowMs);
     if (!issued.ok) return refuse(fromLedgerError(issued.error));
@@ -358,7 +303,7 @@ export class AwaitingDesk {
         ...change,
         alerts,
         write: () => {
-          this.write(closed, body);
+          writeAwaiting(this.core.sql, closed, body);
           for (const e of effects) e.write?.();
         },
         applied: () => {
@@ -386,30 +331,5 @@ export class AwaitingDesk {
       grant: grant as Json,
       balance: balanceJson(accountId, unit, nowMs, lots.values(), open, WRITE_RESPONSE_LIST_MAX),
     };
-  }
-
-  /** Promotional grants need a verified account when the policy says so, as for any grant. */
-  private verifiedFor(ctx: OpContext, cmd: GrantCommand): Outcome | null {
-    return this.core.grantTypeRefusal(ctx, cmd.type);
-  }
-
-  private write(r: AwaitingGrant, response: Json): void {
-    this.core.sql.exec(
-      `INSERT INTO awaiting_grants (grant_id, unit, command, expires_in_days, topup, status, created_at_ms,
-         closed_at_ms, payment_ref, cancel_reason, response) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (grant_id) DO UPDATE SET status = excluded.status, closed_at_ms = excluded.closed_at_ms,
-         payment_ref = excluded.payment_ref, cancel_reason = excluded.cancel_reason, response = excluded.response`,
-      r.grantId,
-      r.command.unit,
-      JSON.stringify(r.command),
-      r.expiresInDays,
-      r.topup ? 1 : 0,
-      r.status,
-      r.createdAtMs,
-      r.closedAtMs,
-      r.paymentRef,
-      r.cancelReason,
-      response === null ? null : JSON.stringify(response),
-    );
   }
 }

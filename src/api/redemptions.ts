@@ -38,7 +38,8 @@ import {
   windowProblem,
 } from "../ledger/campaign";
 import { log } from "../log";
-import { CodeText, specOf, withinMarketingLimit } from "./campaigns";
+import { CodeText, specOf } from "./campaign-schemas";
+import { withinMarketingLimit } from "./campaigns";
 import { type Caller, requireRole, send, validBody } from "./context";
 import { GrantSchema } from "./grants";
 import { resource, route } from "./route";
