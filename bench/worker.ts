@@ -68,7 +68,7 @@ export class AccountLedger extends ProductionLedger {
       this.ctx.storage.transactionSync(() => {
         for (const lot of chunk) writeLot(sql, lot);
       });
-      for (const lot of chunk) core.lots.set(lot.grantId, lot);
+      core.lots.load(chunk);
     }
     for (let done = 0; done < req.history; done += SEED_CHUNK) {
       const n = Math.min(SEED_CHUNK, req.history - done);

@@ -13,6 +13,7 @@ import {
   type GrantCommand,
   grantView,
   type Lot,
+  type LotBook,
   planGrant,
   WRITE_RESPONSE_LIST_MAX,
 } from "../ledger";
@@ -108,7 +109,7 @@ export class AwaitingDesk {
     const verified = this.core.grantTypeRefusal(ctx, cmd.type);
     if (verified) return verified;
     // Checked as the grant would be now (amounts, times, reason, cost basis); checked again at activation.
-    const planned = planGrant(core.lots.values(), cmd, core.lots.size + 1, nowMs);
+    const planned = planGrant(core.lots.openLots(), cmd, core.lots.size + 1, nowMs);
     if (!planned.ok) return refuse(fromLedgerError(planned.error));
     const record: AwaitingGrant = {
       grantId: cmd.grantId,
@@ -149,7 +150,7 @@ export class AwaitingDesk {
     }
     const verified = this.core.grantTypeRefusal(ctx, cmd.value.type);
     if (verified) return verified;
-    const issued = planGrant(core.lots.values(), cmd.value, core.lots.size + 1, nowMs);
+    const issued = planGrant(core.lots.openLots(), cmd.value, core.lots.size + 1, nowMs);
     if (!issued.ok) return refuse(fromLedgerError(issued.error));
     const { lot, entries } = issued.value;
     const alert: AlertDraft = {
@@ -324,12 +325,12 @@ export class AwaitingDesk {
     grant: Record<string, unknown>,
     unit: string,
     nowMs: number,
-    lots: ReadonlyMap<string, Lot>,
+    lots: LotBook,
     open: Iterable<AwaitingGrant>,
   ): Json {
     return {
       grant: grant as Json,
-      balance: balanceJson(accountId, unit, nowMs, lots.values(), open, WRITE_RESPONSE_LIST_MAX),
+      balance: balanceJson(accountId, unit, nowMs, lots, open, WRITE_RESPONSE_LIST_MAX),
     };
   }
 }

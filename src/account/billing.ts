@@ -5,7 +5,7 @@ import {
   type CoveredLine,
   type InvoiceLine,
   iso,
-  type Lot,
+  type LotBook,
   planInvoice,
   planInvoiceVoid,
   planRefund,
@@ -24,7 +24,7 @@ function invoiceBody(
   applied: readonly Applied[],
   appliedTotal: number,
   nowMs: number,
-  lots: Iterable<Lot>,
+  lots: LotBook,
   awaiting: Iterable<AwaitingGrant>,
 ) {
   return {
@@ -66,7 +66,7 @@ export function createInvoice(
   const policy = core.policy(ctx);
   if (policy === null || core.sweepDue(ctx) === null) return POLICY_UNKNOWN;
   const nowMs = core.now();
-  const plan = planInvoice(core.lots.values(), invoiceId, lines, policy, nowMs);
+  const plan = planInvoice(core.lots, invoiceId, lines, policy, nowMs);
   const record = {
     invoiceId,
     unit: lines[0]?.unit ?? "credits",
@@ -80,15 +80,7 @@ export function createInvoice(
     { ctx, lots: plan.lots, entries: plan.entries, invoice: { record, applied: plan.applied } },
     nowMs,
     (lots) =>
-      invoiceBody(
-        ctx.accountId,
-        record,
-        plan.applied,
-        plan.applied.length,
-        nowMs,
-        lots.values(),
-        core.awaitingOpen.values(),
-      ),
+      invoiceBody(ctx.accountId, record, plan.applied, plan.applied.length, nowMs, lots, core.awaitingOpen.values()),
     { scope: "invoice", idem, status: 201 },
   );
 }
@@ -98,9 +90,7 @@ export function getInvoice(core: AccountCore, accountId: string, invoiceId: stri
   const r = readInvoice(core.sql, invoiceId);
   if (!r) return refuse({ code: "invoice_not_found", detail: `invoice ${invoiceId} does not exist` });
   const applied = readInvoiceAllocations(core.sql, invoiceId, WRITE_APPLIED_MAX + 1);
-  return answer(
-    invoiceBody(accountId, r, applied, applied.length, core.now(), core.lots.values(), core.awaitingOpen.values()),
-  );
+  return answer(invoiceBody(accountId, r, applied, applied.length, core.now(), core.lots, core.awaitingOpen.values()));
 }
 
 /** Bounds how many lots one void reads back at a time (an invoice may have drawn from many). */
@@ -134,8 +124,7 @@ export function voidInvoice(core: AccountCore, ctx: OpContext, invoiceId: string
   return core.commit(
     { ctx, lots: plan.lots, entries: plan.entries, invoice: { record } },
     nowMs,
-    (lots) =>
-      invoiceBody(ctx.accountId, record, applied, applied.length, nowMs, lots.values(), core.awaitingOpen.values()),
+    (lots) => invoiceBody(ctx.accountId, record, applied, applied.length, nowMs, lots, core.awaitingOpen.values()),
     { scope: "invoice.void", idem, status: 200 },
   );
 }

@@ -14,7 +14,6 @@
  * a budget ever get here: the plain debit path stays synchronous.
  */
 import type { Problem } from "../errors";
-import { balanceOf } from "../ledger";
 import { type Budget, budgetRemaining, periodStart, planDrawAmount } from "../ledger/budget";
 import { BUDGET_DRAW_SOURCE, planTransferIn, planTransferOut, type TransferSlice } from "../ledger/transfer";
 import { log } from "../log";
@@ -148,7 +147,7 @@ export class BudgetDesk {
       const parentId = this.core.account?.parent_id ?? null;
       if (budget === null || parentId === null) return out;
       const nowMs = this.core.now();
-      const own = balanceOf(this.core.lots.values(), unit, nowMs).available;
+      const own = this.core.lots.available(unit, nowMs);
       const startMs = periodStart(budget.period, nowMs);
       const remaining = budgetRemaining(budget, this.used(unit, startMs));
       const plan = planDrawAmount(requested - own, remaining, null);
@@ -309,7 +308,7 @@ export class BudgetDesk {
     const nowMs = core.now();
     const reason = `budget draw by ${req.to}`;
     const planned = planTransferOut(
-      core.lots.values(),
+      core.lots,
       { ref: req.transferId, unit: req.unit, amount: req.amount, reason },
       policy,
       nowMs,

@@ -15,6 +15,7 @@ import {
   type Hold,
   journalRows,
   type Lot,
+  LotBook,
   type LowBalanceState,
   type Policy,
   type PolicyOverrides,
@@ -73,7 +74,17 @@ export interface HookEffect {
   write?: () => void;
   applied?: () => void;
 }
-export type CommitHook = (m: Mutation, staged: ReadonlyMap<string, Lot>, nowMs: number) => HookEffect | null;
+export type CommitHook = (m: Mutation, staged: LotBook, nowMs: number) => HookEffect | null;
+
+/** What a commit's transaction wrote, for memory to catch up with once it committed. */
+interface Committed {
+  sealed: ReturnType<typeof sealEntries>;
+  recordedMs: number;
+  raised: RaisedAlerts;
+  created: AccountRecord | null;
+  effects: readonly HookEffect[];
+  body: Json;
+}
 
 export interface Remember {
   scope: Scope;
@@ -88,7 +99,8 @@ export const POLICY_UNKNOWN = refuse({
 });
 
 export class AccountCore {
-  readonly lots = new Map<string, Lot>();
+  /** Every lot, indexed per unit for draws and balances (src/ledger/lot-book.ts). */
+  readonly lots = new LotBook();
   readonly openHolds = new Map<string, Hold>();
   account: AccountRecord | null = null;
   overrides: PolicyOverrides = {};
@@ -136,7 +148,7 @@ export class AccountCore {
     private readonly committed: (shipAtMs: number) => void,
   ) {
     this.velocity = new VelocityBook(sql);
-    for (const lot of store.readLots(sql)) this.lots.set(lot.grantId, lot);
+    this.lots.load(store.readLots(sql));
     for (const hold of store.readOpenHolds(sql)) this.openHolds.set(hold.holdId, hold);
     this.holdDeadlineMs = earliestDeadline(this.openHolds.values());
     const head = store.readHead(sql);
@@ -262,7 +274,7 @@ export class AccountCore {
   commit(
     m: Mutation,
     nowMs: number,
-    respond: (lots: ReadonlyMap<string, Lot>) => unknown,
+    respond: (lots: LotBook) => unknown,
     remember?: Remember,
     createsAccount = false,
   ): Outcome {
@@ -274,50 +286,66 @@ export class AccountCore {
     const head = { headSeq: this.headSeq, headHash: this.headHash };
     const sealed = sealEntries(m.entries, { accountId, actor, txnId, ...head, nowMs: recordedMs });
     const lots = m.lots ?? [];
-    // The response reflects the state after the change: compute it on a staged view.
-    const staged = new Map(this.lots);
-    for (const lot of lots) staged.set(lot.grantId, lot);
-    const body = respond(staged) as Json;
-    const effects: HookEffect[] = [{ alerts: m.alerts, write: m.write, applied: m.applied }];
-    if (m.entries.length > 0) {
-      for (const hook of this.hooks) {
-        const effect = hook(m, staged, nowMs);
-        if (effect) effects.push(effect);
+    // The response reflects the state after the change: the book takes the lots
+    // now (no copy of it), and gives them back if anything below throws.
+    const before = lots.map((lot) => this.lots.get(lot.grantId));
+    const prior = new Map(lots.map((lot, i) => [lot.grantId, before[i]]));
+    for (const lot of lots) this.lots.set(lot);
+    const staged = this.lots;
+    let done: Committed;
+    try {
+      const body = respond(staged) as Json;
+      const effects: HookEffect[] = [{ alerts: m.alerts, write: m.write, applied: m.applied }];
+      if (m.entries.length > 0) {
+        for (const hook of this.hooks) {
+          const effect = hook(m, staged, nowMs);
+          if (effect) effects.push(effect);
+        }
       }
+      const extra = effects.flatMap((e) => e.alerts ?? []);
+      const thresholds = this.account?.low_balance ?? null;
+      const raised = this.raise(accountId, thresholds, m.entries, staged, nowMs, `alert_${txnId}`, extra);
+      const created = createsAccount && this.account === null ? accountRecord(null, accountId, {}, nowMs) : null;
+      const change: store.Change = {
+        txnId,
+        account: created,
+        lots,
+        holds: m.holds ?? [],
+        entries: sealed.entries,
+        journal: journalRows(
+          sealed.entries,
+          (id) => (prior.has(id) ? prior.get(id) : staged.get(id)),
+          (id) => staged.get(id),
+        ),
+        debit: m.debit ?? null,
+        invoice: m.invoice ?? null,
+        beforeRecord: this.faults.beforeRecord,
+        raised,
+        grantRows: lots
+          .filter((lot) => indexChanged(prior.get(lot.grantId), lot))
+          .map((lot) => ({ account_id: accountId, ...grantView(lot, nowMs) })),
+        idempotency: remember ? { ...remember.idem, scope: remember.scope, status: remember.status, body } : null,
+      };
+      this.transact(() => {
+        store.writeChange(this.sql, change, nowMs);
+        if (m.velocity) this.velocity.write(m.velocity);
+        for (const e of effects) e.write?.();
+      });
+      done = { sealed, recordedMs, raised, created, effects, body };
+    } catch (e) {
+      this.lots.restore(lots, before);
+      throw e;
     }
-    const extra = effects.flatMap((e) => e.alerts ?? []);
-    const thresholds = this.account?.low_balance ?? null;
-    const raised = this.raise(accountId, thresholds, m.entries, staged, nowMs, `alert_${txnId}`, extra);
-    const created = createsAccount && this.account === null ? accountRecord(null, accountId, {}, nowMs) : null;
-    const change: store.Change = {
-      txnId,
-      account: created,
-      lots,
-      holds: m.holds ?? [],
-      entries: sealed.entries,
-      journal: journalRows(
-        sealed.entries,
-        (id) => this.lots.get(id),
-        (id) => staged.get(id),
-      ),
-      debit: m.debit ?? null,
-      invoice: m.invoice ?? null,
-      beforeRecord: this.faults.beforeRecord,
-      raised,
-      grantRows: lots
-        .filter((lot) => indexChanged(this.lots.get(lot.grantId), lot))
-        .map((lot) => ({ account_id: accountId, ...grantView(lot, nowMs) })),
-      idempotency: remember ? { ...remember.idem, scope: remember.scope, status: remember.status, body } : null,
-    };
-    this.transact(() => {
-      store.writeChange(this.sql, change, nowMs);
-      if (m.velocity) this.velocity.write(m.velocity);
-      for (const e of effects) e.write?.();
-    });
+    return this.afterCommit(m, nowMs, done, remember);
+  }
+
+  /** Memory catches up with what the transaction wrote. */
+  private afterCommit(m: Mutation, nowMs: number, done: Committed, remember: Remember | undefined): Outcome {
+    const { accountId, actor } = m.ctx;
+    const { sealed, recordedMs, raised, created, effects, body } = done;
     if (m.velocity) this.velocity.applied(m.velocity);
     for (const e of effects) e.applied?.();
     if (created) this.account = created;
-    for (const lot of lots) this.lots.set(lot.grantId, lot);
     if (m.holds?.length) {
       for (const hold of m.holds) {
         if (hold.status === "open") this.openHolds.set(hold.holdId, hold);
@@ -344,7 +372,7 @@ export class AccountCore {
     accountId: string,
     thresholds: Record<string, number> | null,
     drafts: readonly EntryDraft[],
-    lots: ReadonlyMap<string, Lot>,
+    lots: LotBook,
     nowMs: number,
     idPrefix: string,
     extra: readonly AlertDraft[] = [],
@@ -356,7 +384,7 @@ export class AccountCore {
       thresholds,
       lowBalance,
       drafts,
-      lots: lots.values(),
+      lots,
       nowMs,
       idPrefix,
       extra,

@@ -46,7 +46,7 @@ export function reserve(
   const nowMs = core.now();
   const draw = { ref: req.id, unit: req.unit, amount: req.amount };
   // `convert: true` brings the rates into req.unit, as for a debit; the hold keeps each leg's rate.
-  const planned = planDebitMaybeConverting(core.lots.values(), draw, policy, nowMs, req.conversions, kind);
+  const planned = planDebitMaybeConverting(core.lots, draw, policy, nowMs, req.conversions, kind);
   if (!planned.ok) return refuse(fromLedgerError(planned.error));
   const { applied, converted } = planned.value;
   const velocity = velocityGate(core, req.unit, req.amount, nowMs);
@@ -62,12 +62,7 @@ export function reserve(
     },
     nowMs,
     (lots) => ({
-      ...reserveBody(
-        req,
-        hold,
-        applied,
-        balanceJson(ctx.accountId, req.unit, nowMs, lots.values(), core.awaitingOpen.values()),
-      ),
+      ...reserveBody(req, hold, applied, balanceJson(ctx.accountId, req.unit, nowMs, lots, core.awaitingOpen.values())),
       ...convertedView(converted, WRITE_APPLIED_MAX),
     }),
     { scope: kind, idem, status: 201 },
@@ -98,7 +93,7 @@ export function settleReceipt(core: AccountCore, ctx: OpContext, receiptId: stri
   if (hold.status !== "open") {
     // Captured in full by the sweep: settling with that same use answers as a replay.
     if (used === hold.captured) {
-      const balance = balanceJson(ctx.accountId, hold.unit, core.now(), core.lots.values(), core.awaitingOpen.values());
+      const balance = balanceJson(ctx.accountId, hold.unit, core.now(), core.lots, core.awaitingOpen.values());
       return answer(settleBody(receiptId, used, hold.released, balance), 200, true);
     }
     return refuse({
@@ -116,7 +111,7 @@ export function settleReceipt(core: AccountCore, ctx: OpContext, receiptId: stri
     { ctx, lots: planned.value.lots, holds: [closed], entries: planned.value.entries },
     nowMs,
     (lots) => {
-      const balance = balanceJson(ctx.accountId, hold.unit, nowMs, lots.values(), core.awaitingOpen.values());
+      const balance = balanceJson(ctx.accountId, hold.unit, nowMs, lots, core.awaitingOpen.values());
       return settleBody(receiptId, closed.captured, closed.released, balance);
     },
     { scope: "receipt.settle", idem, status: 200 },

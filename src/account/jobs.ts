@@ -48,7 +48,7 @@ export function expireAndSweep(core: AccountCore, globalPolicy: Policy | null): 
   // Due work first (a recurring period's rollover moves its remainder before the rest expires).
   for (const work of core.dueWork) work(ctx, nowMs);
   // Lots a feature settles itself (a period's rollover still to come) are left to it.
-  const expired = planExpire(unsettled(core.lots.values(), core.settlesExpiry), nowMs);
+  const expired = planExpire(unsettled(core.lots.openLots(), core.settlesExpiry), nowMs);
   if (expired.entries.length > 0) core.commit({ ctx, lots: expired.lots, entries: expired.entries }, nowMs, () => null);
   const swept = core.sweepDue({ ...ctx, actor: "system:sweep" }) ?? 0;
   return { expired: expired.entries.length, swept };
@@ -105,7 +105,7 @@ export async function runAlarmSteps(p: AlarmParts): Promise<number | null> {
     });
   }
   const nowMs = core.now();
-  wants.push(nextDeadline(core.lots.values(), core.openHolds.values(), nowMs));
+  wants.push(nextDeadline(core.lots.openLots(), core.openHolds.values(), nowMs));
   if (courier.pending() > 0) wants.push(nowMs + OUTBOX_DELAY_MS);
   return wants.reduce<number | null>((a, b) => (b === null ? a : a === null ? b : Math.min(a, b)), null);
 }

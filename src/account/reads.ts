@@ -48,9 +48,7 @@ export function balance(
   if (core.account === null) return missingAccount(accountId);
   if (asOfMs === null) {
     if (core.sweepDue(ctx) === null) return POLICY_UNKNOWN;
-    return answer(
-      balanceJson(accountId, unit, core.now(), core.lots.values(), core.awaitingOpen.values(), BALANCE_LIST_MAX),
-    );
+    return answer(balanceJson(accountId, unit, core.now(), core.lots, core.awaitingOpen.values(), BALANCE_LIST_MAX));
   }
   if (asOfMs > core.now()) return refuse({ code: "invalid_request", detail: "as_of may not be in the future" });
   const terms = [...core.lots.values()].filter((lot) => lot.unit === unit);

@@ -313,7 +313,7 @@ export class RecurringDesk {
     const own = existing !== undefined && this.ownerOf(existing) === s ? existing : undefined;
     if (step.kind === "issue") {
       // The lot id is the period: a lot already there was issued (never twice).
-      plan = existing ? null : planIssue(s.spec, step.index, core.lots.values(), core.lots.size + 1, nowMs);
+      plan = existing ? null : planIssue(s.spec, step.index, core.lots.openLots(), core.lots.size + 1, nowMs);
       if (plan === null && own === undefined) {
         log({
           event: "recurring.skipped",

@@ -6,7 +6,7 @@
  * the gateway's D1 reservation says; the same code again replays the first
  * answer, another code of the campaign is 409 already_redeemed.
  */
-import type { Lot } from "../ledger";
+import type { Lot, LotBook } from "../ledger";
 import { type GrantTerms, redemptionGrant, redemptionGrantId } from "../ledger/campaign";
 import { planGrant } from "../ledger/grant";
 import type { AccountCore } from "./core";
@@ -74,7 +74,7 @@ export function redeem(
   idem: Idempotency,
 ): Outcome {
   const nowMs = core.now();
-  const body = (lots: ReadonlyMap<string, Lot>, lot: Lot) => ({
+  const body = (lots: LotBook, lot: Lot) => ({
     campaign_id: info.campaignId,
     variant: lot.metadata?.variant ?? info.variant,
     ...grantBody(ctx.accountId, lot, lot.unit, nowMs, lots, core.awaitingOpen.values()),
@@ -106,7 +106,7 @@ export function redeem(
   }
   const typeRefusal = core.grantTypeRefusal(ctx, cmd.type);
   if (typeRefusal) return typeRefusal;
-  const planned = planGrant(core.lots.values(), cmd, core.lots.size + 1, nowMs);
+  const planned = planGrant(core.lots.openLots(), cmd, core.lots.size + 1, nowMs);
   if (!planned.ok) return refuse(fromLedgerError(planned.error));
   const { lot, entries } = planned.value;
   const alert = {

@@ -11,5 +11,5 @@ import { answer, balanceJson, missingAccount } from "./views";
 export function rollupPart(core: AccountCore, ctx: OpContext, unit: string): Outcome {
   if (core.account === null) return missingAccount(ctx.accountId);
   if (core.sweepDue(ctx) === null) return POLICY_UNKNOWN;
-  return answer(balanceJson(ctx.accountId, unit, core.now(), core.lots.values(), core.awaitingOpen.values(), 0));
+  return answer(balanceJson(ctx.accountId, unit, core.now(), core.lots, core.awaitingOpen.values(), 0));
 }

@@ -15,7 +15,7 @@
  * Every PUT and DELETE moves the row's `revision` on; an approval of a rule
  * (src/api/topup.ts) names the revision it replaces.
  */
-import { type AlertDraft, type CostBasis, type Lot, spendable } from "../ledger";
+import type { AlertDraft, CostBasis, LotBook } from "../ledger";
 import { AWAITING_OPEN_MAX, type AwaitingGrant } from "../ledger/awaiting";
 import {
   addRequest,
@@ -174,7 +174,7 @@ export class TopUpDesk {
   }
 
   /** The commit hook (core.hooks): requests a top-up for each rule the change left below its threshold. */
-  readonly hook = (m: Mutation, staged: ReadonlyMap<string, Lot>, nowMs: number): HookEffect | null => {
+  readonly hook = (m: Mutation, staged: LotBook, nowMs: number): HookEffect | null => {
     if (this.rules.size === 0) return null;
     const units = new Set(m.entries.map((e) => e.unit));
     const effects: HookEffect[] = [];
@@ -207,14 +207,13 @@ export class TopUpDesk {
   private request(
     accountId: string,
     state: RuleState,
-    staged: ReadonlyMap<string, Lot>,
+    staged: LotBook,
     nowMs: number,
     counter: number,
     added: number,
   ): { n: number; effect: HookEffect | null } {
     const { rule } = state;
-    let available = 0;
-    for (const lot of staged.values()) if (lot.unit === rule.unit) available += spendable(lot, nowMs);
+    const available = staged.available(rule.unit, nowMs);
     const outstanding = this.outstanding(rule.unit) !== null;
     const decision = decideTopUp(rule, available, outstanding, state.month, nowMs);
     if (!decision.request) return { n: counter, effect: null };

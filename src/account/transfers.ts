@@ -117,7 +117,7 @@ export class TransferDesk {
     const policy = core.policy(ctx);
     if (policy === null || core.sweepDue(ctx) === null) return POLICY_UNKNOWN;
     const nowMs = core.now();
-    const planned = planTransferOut(core.lots.values(), { ref: cmd.transferId, ...cmd }, policy, nowMs);
+    const planned = planTransferOut(core.lots, { ref: cmd.transferId, ...cmd }, policy, nowMs);
     if (!planned.ok) return refuse(fromLedgerError(planned.error));
     const record: OutRecord = {
       ...cmd,

@@ -15,6 +15,7 @@ import {
   iso,
   type LedgerError,
   type Lot,
+  LotBook,
   ratingView,
   WRITE_APPLIED_MAX,
   WRITE_RESPONSE_LIST_MAX,
@@ -92,14 +93,16 @@ export function balanceJson(
   accountId: string,
   unit: string,
   nowMs: number,
-  lots: Iterable<Lot>,
+  lots: Iterable<Lot> | LotBook,
   awaiting: Iterable<AwaitingGrant>,
   listMax = WRITE_RESPONSE_LIST_MAX,
   more = false,
 ): Json {
   const listed = awaitingList(unit, listMax, awaiting);
+  // The account's book answers from its running totals; a plain list (a replay, a past date) is scanned.
+  const balance = lots instanceof LotBook ? lots.balance(unit, nowMs, listMax) : balanceOf(lots, unit, nowMs);
   return {
-    ...balanceView(accountId, balanceOf(lots, unit, nowMs), nowMs, listMax),
+    ...balanceView(accountId, balance, nowMs, listMax),
     ...listed,
     awaiting_payment_more: listed.awaiting_payment_more || more,
   } as unknown as Json;
@@ -111,12 +114,12 @@ export function grantBody(
   lot: Lot,
   unit: string,
   nowMs: number,
-  lots: ReadonlyMap<string, Lot>,
+  lots: LotBook,
   awaiting: Iterable<AwaitingGrant>,
 ) {
   return {
     grant: grantView(lot, nowMs) as unknown as Json,
-    balance: balanceJson(accountId, unit, nowMs, lots.values(), awaiting),
+    balance: balanceJson(accountId, unit, nowMs, lots, awaiting),
   };
 }
 
@@ -125,7 +128,7 @@ export function debitBody(
   req: { id: string; unit: string; amount: number; rating?: EntryRating },
   applied: Applied[],
   nowMs: number,
-  lots: ReadonlyMap<string, Lot>,
+  lots: LotBook,
   awaiting: Iterable<AwaitingGrant>,
 ) {
   return {
@@ -134,7 +137,7 @@ export function debitBody(
     unit: req.unit,
     ...ratingView(req.rating),
     ...appliedView(applied, WRITE_APPLIED_MAX),
-    balance: balanceJson(accountId, req.unit, nowMs, lots.values(), awaiting),
+    balance: balanceJson(accountId, req.unit, nowMs, lots, awaiting),
   };
 }
 
@@ -175,10 +178,10 @@ export function closeView(
   hold: Hold,
   action: "capture" | "release",
   nowMs: number,
-  lots: ReadonlyMap<string, Lot>,
+  lots: LotBook,
   awaiting: Iterable<AwaitingGrant> = [],
 ): Json {
-  const balance = balanceJson(accountId, hold.unit, nowMs, lots.values(), awaiting);
+  const balance = balanceJson(accountId, hold.unit, nowMs, lots, awaiting);
   return action === "capture"
     ? { hold_id: hold.holdId, status: hold.status, captured: hold.captured, released: hold.released, balance }
     : { hold_id: hold.holdId, status: hold.status, released: hold.released, balance };

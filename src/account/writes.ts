@@ -27,7 +27,7 @@ export function grant(core: AccountCore, ctx: OpContext, cmd: GrantRequest, idem
   }
   const typeRefusal = core.grantTypeRefusal(ctx, cmd.type);
   if (typeRefusal) return typeRefusal;
-  const planned = planGrant(core.lots.values(), cmd, core.lots.size + 1, nowMs);
+  const planned = planGrant(core.lots.openLots(), cmd, core.lots.size + 1, nowMs);
   if (!planned.ok) return refuse(fromLedgerError(planned.error));
   const { lot, entries } = planned.value;
   return core.commit(
@@ -73,7 +73,7 @@ export function debit(core: AccountCore, ctx: OpContext, req: DebitRequest, idem
   const nowMs = core.now();
   const draw = { ref: req.id, unit: req.unit, amount: req.amount };
   // `convert: true` brings the rates into req.unit; the policy's convert_from picks and orders them.
-  const planned = planDebitMaybeConverting(core.lots.values(), draw, policy, nowMs, req.conversions);
+  const planned = planDebitMaybeConverting(core.lots, draw, policy, nowMs, req.conversions);
   if (!planned.ok) return refuse(fromLedgerError(planned.error));
   const { applied, converted } = planned.value;
   const velocity = velocityGate(core, req.unit, req.amount, nowMs);

@@ -5,6 +5,7 @@
  * Integers only: a spike is `covered hours × last hour ≥ factor × trailing
  * sum`, never a division.
  */
+import { LotBook } from "./lot-book";
 import { balanceOf } from "./lots";
 import type { EntryDraft, Lot } from "./types";
 
@@ -285,7 +286,8 @@ export function raiseAlerts(change: {
   thresholds: Readonly<Record<string, number>> | null;
   lowBalance: Readonly<LowBalanceState>;
   drafts: readonly EntryDraft[];
-  lots: Iterable<Lot>;
+  /** The account's book (its running totals answer) or a plain list of lots. */
+  lots: Iterable<Lot> | LotBook;
   nowMs: number;
   idPrefix: string;
   /** Alerts the operation raises itself (top-up requested, grant activated, redeemed), after the rules' own. */
@@ -294,13 +296,11 @@ export function raiseAlerts(change: {
   lotOf?: (grantId: string) => Lot | undefined;
 }): RaisedAlerts {
   // Only a threshold needs the balance; the common case (none) copies nothing.
-  const lots = change.thresholds ? [...change.lots] : [];
-  const low = lowBalanceCrossings(
-    change.thresholds,
-    change.lowBalance,
-    (unit) => balanceOf(lots, unit, change.nowMs).available,
-    change.nowMs,
-  );
+  const source = change.lots;
+  const lots = change.thresholds && !(source instanceof LotBook) ? [...source] : [];
+  const availableOf = (unit: string) =>
+    source instanceof LotBook ? source.available(unit, change.nowMs) : balanceOf(lots, unit, change.nowMs).available;
+  const low = lowBalanceCrossings(change.thresholds, change.lowBalance, availableOf, change.nowMs);
   const drafts = [
     ...low.alerts,
     ...expiredAlerts(change.drafts, change.nowMs),

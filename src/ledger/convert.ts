@@ -6,8 +6,9 @@
  * - what it takes of `from` to cover `y` of `to` is rounded UP (costIn).
  * No Cloudflare imports, no I/O; BigInt inside, so a product past 2^53 is exact.
  */
-import { type DrawCommand, type DrawPlan, planDebit, planReserve } from "./draw";
+import { type DrawCommand, type DrawPlan, type LotSource, planDebit, planReserve } from "./draw";
 import type { HoldAllocation } from "./holds";
+import { LotBook } from "./lot-book";
 import { spendable } from "./lots";
 import type { Policy } from "./policy";
 import { type Applied, assert, err, type LedgerError, type Lot, ok, type Result } from "./types";
@@ -171,7 +172,7 @@ export function planConvertingDebit(
  * `converted` is empty for a plain draw.
  */
 export function planDebitMaybeConverting(
-  lots: Iterable<Lot>,
+  lots: LotSource,
   cmd: DrawCommand,
   policy: Policy,
   nowMs: number,
@@ -183,7 +184,8 @@ export function planDebitMaybeConverting(
     const plain = kind === "debit" ? planDebit(lots, cmd, policy, nowMs) : planReserve(lots, cmd, policy, nowMs, kind);
     return plain.ok ? ok({ ...plain.value, converted: [] }) : plain;
   }
-  return planConvertingDebit([...lots], cmd, policy, nowMs, sources, kind);
+  // A converting draw reads several units at once: it works on a plain list (bounded by the account's lots).
+  return planConvertingDebit([...(lots instanceof LotBook ? lots.values() : lots)], cmd, policy, nowMs, sources, kind);
 }
 
 /**

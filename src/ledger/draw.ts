@@ -1,3 +1,4 @@
+import { LotBook } from "./lot-book";
 import { spendable } from "./lots";
 import { lotComparator, type Policy } from "./policy";
 import {
@@ -12,6 +13,9 @@ import {
   type Result,
 } from "./types";
 
+/** Lots to draw from: the account's book (indexed) or any plain list of lots. */
+export type LotSource = Iterable<Lot> | LotBook;
+
 export interface Take {
   lot: Lot;
   amount: number;
@@ -23,12 +27,14 @@ export interface Take {
  * taken and the refusal says what was available.
  */
 export function pickLots(
-  lots: Iterable<Lot>,
+  lots: LotSource,
   unit: string,
   amount: number,
   policy: Policy,
   nowMs: number,
 ): Result<Take[], LedgerError> {
+  // The account's book answers from its index (lot-book.ts); a plain list is filtered and sorted here.
+  if (lots instanceof LotBook) return lots.pick(unit, amount, policy, nowMs);
   const candidates: Lot[] = [];
   let available = 0;
   for (const lot of lots) {
@@ -71,7 +77,7 @@ export interface DrawCommand {
  * @example planDebit(lots, { ref: "req-1", unit: "credits", amount: 3 }, policy, now)
  */
 export function planDebit(
-  lots: Iterable<Lot>,
+  lots: LotSource,
   cmd: DrawCommand,
   policy: Policy,
   nowMs: number,
@@ -81,7 +87,7 @@ export function planDebit(
 
 /** A hold (or receipt): reserves `amount`; lots keep it in `held`. */
 export function planReserve(
-  lots: Iterable<Lot>,
+  lots: LotSource,
   cmd: DrawCommand,
   policy: Policy,
   nowMs: number,
@@ -91,7 +97,7 @@ export function planReserve(
 }
 
 function planDraw(
-  lots: Iterable<Lot>,
+  lots: LotSource,
   cmd: DrawCommand,
   policy: Policy,
   nowMs: number,

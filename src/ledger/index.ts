@@ -9,6 +9,7 @@ export * from "./holds";
 export * from "./ids";
 export * from "./invoice";
 export * from "./journal";
+export * from "./lot-book";
 export * from "./lots";
 export * from "./meter";
 export * from "./money";

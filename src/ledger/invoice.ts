@@ -3,8 +3,10 @@
  * by a void. Only live credit applies (effective, unexpired, unheld), in the
  * policy's consumption order.
  */
-import { spendable } from "./lots";
-import { lotComparator, type Policy } from "./policy";
+import { type LotSource, pickLots } from "./draw";
+import { LotBook } from "./lot-book";
+import { balanceOf } from "./lots";
+import type { Policy } from "./policy";
 import { type Applied, assert, type EntryDraft, type Lot } from "./types";
 
 /** Lines per invoice. */
@@ -35,26 +37,25 @@ export interface InvoicePlan {
  * @example planInvoice(lots, "inv-7", lines, policy, now) // lines[0].creditsApplied = 300, amountDue = 200
  */
 export function planInvoice(
-  lots: Iterable<Lot>,
+  lots: LotSource,
   invoiceId: string,
   lines: readonly InvoiceLine[],
   policy: Policy,
   nowMs: number,
 ): InvoicePlan {
   const unit = lines[0]?.unit ?? "credits";
-  const candidates = [...lots].filter((l) => l.unit === unit && spendable(l, nowMs) > 0).sort(lotComparator(policy));
-  let available = candidates.reduce((s, l) => s + spendable(l, nowMs), 0);
+  const list = lots instanceof LotBook ? null : [...lots];
+  let available = list === null ? (lots as LotBook).available(unit, nowMs) : balanceOf(list, unit, nowMs).available;
   const covered = lines.map((line): CoveredLine => {
     const creditsApplied = Math.min(line.amount, available);
     available -= creditsApplied;
     return { ...line, creditsApplied, amountDue: line.amount - creditsApplied };
   });
-  let left = covered.reduce((s, l) => s + l.creditsApplied, 0);
+  const left = covered.reduce((s, l) => s + l.creditsApplied, 0);
   const plan: InvoicePlan = { lines: covered, applied: [], lots: [], entries: [] };
-  for (const lot of candidates) {
-    if (left === 0) break;
-    const n = Math.min(left, spendable(lot, nowMs));
-    left -= n;
+  const picked = pickLots(list ?? lots, unit, left, policy, nowMs);
+  assert(picked.ok, "planInvoice: the live total covered the lines but the draw fell short");
+  for (const { lot, amount: n } of picked.value) {
     plan.applied.push({ grantId: lot.grantId, type: lot.type, amount: n });
     plan.lots.push({ ...lot, remaining: lot.remaining - n });
     plan.entries.push({
@@ -69,7 +70,6 @@ export function planInvoice(
       effectiveAtMs: nowMs,
     });
   }
-  assert(left === 0, "planInvoice: the lots fell short of what the lines were covered with");
   return plan;
 }
 

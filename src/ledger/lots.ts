@@ -51,9 +51,14 @@ export function balanceOf(lots: Iterable<Lot>, unit: string, nowMs: number): Bal
       pending.push({ grantId: lot.grantId, amount: lot.remaining, effectiveAtMs: lot.effectiveAtMs });
     }
   }
-  expiring.sort((a, b) => a.expiresAtMs - b.expiresAtMs || a.grantId.localeCompare(b.grantId));
-  pending.sort((a, b) => a.effectiveAtMs - b.effectiveAtMs || a.grantId.localeCompare(b.grantId));
+  // Ties by grant id in code-unit order, as the account's lot book keeps them (lot-book.ts).
+  expiring.sort((a, b) => a.expiresAtMs - b.expiresAtMs || byGrantId(a.grantId, b.grantId));
+  pending.sort((a, b) => a.effectiveAtMs - b.effectiveAtMs || byGrantId(a.grantId, b.grantId));
   return { unit, available, held, byType, expiring, pending };
+}
+
+function byGrantId(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /** Total remaining of one unit over every lot, effective or not. */

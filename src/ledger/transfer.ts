@@ -10,7 +10,7 @@
  * `transfer.out` journal row and the destination's new cost basis are the
  * same minor units.
  */
-import { pickLots } from "./draw";
+import { type LotSource, pickLots } from "./draw";
 import { sha256Hex } from "./hash";
 import { ID_PATTERN } from "./ids";
 import { totalRemaining } from "./lots";
@@ -71,7 +71,7 @@ export interface TransferOutPlan {
  * @example planTransferOut(lots, { ref: "t1", unit: "credits", amount: 50, reason: null }, policy, now)
  */
 export function planTransferOut(
-  lots: Iterable<Lot>,
+  lots: LotSource,
   cmd: TransferOutCommand,
   policy: Policy,
   nowMs: number,

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { accountRecord, earliestDeadline, indexChanged, nextDeadline, openHold } from "../../src/account/records";
 import type { AccountRecord, HoldRequest } from "../../src/account/types";
 import { answer, closeView, fromLedgerError, settleBody } from "../../src/account/views";
-import { raiseAlerts } from "../../src/ledger";
+import { LotBook, raiseAlerts } from "../../src/ledger";
 import { byId, makeHold, makeLot, T0 } from "./fixtures";
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -185,7 +185,7 @@ describe("answers", () => {
   });
 
   it("a capture serves what was captured; a release does not", () => {
-    const lots = byId([makeLot({ grantId: "g1", amount: 100 })]);
+    const lots = new LotBook([makeLot({ grantId: "g1", amount: 100 })]);
     const hold = makeHold({
       holdId: "h1",
       allocations: [{ grantId: "g1", amount: 10 }],
