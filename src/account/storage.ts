@@ -14,6 +14,7 @@ import {
   type RaisedAlerts,
 } from "../ledger";
 import type { Outbox } from "./outbox";
+import { packResponse, unpackResponse } from "./packed";
 import { type DebitRecord, type InvoiceRecord, writeDebit, writeInvoice } from "./record-tables";
 import { entryFromRow, holdFromRow, lotFromRow, writeEntry, writeHold, writeLot } from "./rows";
 
@@ -121,7 +122,12 @@ export function readIdempotency(sql: SqlStorage, scope: string, key: string): Re
   const row = sql
     .exec("SELECT body_hash, status, response FROM idempotency WHERE scope = ? AND key = ?", scope, key)
     .toArray()[0];
-  return row ? { bodyHash: String(row.body_hash), status: Number(row.status), response: String(row.response) } : null;
+  if (!row) return null;
+  return {
+    bodyHash: String(row.body_hash),
+    status: Number(row.status),
+    response: unpackResponse(row.response ?? null),
+  };
 }
 
 /**
@@ -216,7 +222,7 @@ function writeIdempotency(
     r.key,
     r.bodyHash,
     r.status,
-    JSON.stringify(r.body),
+    packResponse(JSON.stringify(r.body)),
     nowMs,
   );
 }
