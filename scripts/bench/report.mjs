@@ -39,6 +39,10 @@ export function report(scenarios, notes, run) {
   console.log(line(head));
   console.log(line(widths.map((w) => "-".repeat(w))));
   for (const r of rows) console.log(line(r));
+  if (scenarios.ledger_parts) {
+    const parts = Object.entries(scenarios.ledger_parts).filter(([k]) => k.endsWith("_us"));
+    console.log(`ledger_parts, µs each inside the object: ${parts.map(([k, v]) => `${k.slice(0, -3)} ${v}`).join(", ")}`);
+  }
   const hot = scenarios.debit_hot;
   const noop = scenarios.noop_do;
   const pg = scenarios.peer_postgres;
@@ -55,6 +59,11 @@ export function report(scenarios, notes, run) {
     ratios.lots_100000_p50_over_lots_100 = round(lots.lots_100000.p50_ms / lots.lots_100.p50_ms, 2);
   if (lots.lots_100 && lots[`history_${HISTORY}`])
     ratios.history_p50_over_lots_100 = round(lots[`history_${HISTORY}`].p50_ms / lots.lots_100.p50_ms, 2);
+  const parts = scenarios.ledger_parts;
+  if (parts) {
+    ratios.ledger_debit_us = parts.debit_us;
+    ratios.debit_hot_cpu_ms_over_in_object_ms = round(hot.cpu_ms_per_req / (parts.debit_us / 1000), 1);
+  }
   console.log(`\nratios (one run): ${JSON.stringify(ratios)}`);
   console.log(`Durable Object storage: ${JSON.stringify(notes)}`);
   console.log(`BENCH_JSON ${JSON.stringify({ machine, scenarios, ratios, notes })}`);

@@ -13,6 +13,11 @@
  *   debit_hot       one account with 50 lots of mixed priority and expiry, unique debit ids
  *   debit_spread    debits spread over SPREAD_ACCOUNTS accounts (BENCH_SPREAD_ACCOUNTS)
  *   usage_batch     usage events/s through POST /v1/usage, batches of 1 000, one in flight
+ *   ledger_parts    µs per operation inside the Durable Object, no HTTP: a whole debit, and each
+ *                   part alone (the draw and its response, the hash chain, the outbox rows, the
+ *                   idempotency record): what the peers skip, measured (bench/worker.ts profile)
+ *   storage         100 000 debits (10 000 with --quick) through the real operation inside one
+ *                   object: SQLite bytes per debit, and per table
  *   receipts        admitted/s through ReceiptWallet + ReceiptVerifier, receipts of 100
  *   peer_postgres   the same strict debit on PostgreSQL (UPDATE … WHERE balance >= $1, idempotency row)
  *   peer_redis      the same on Redis (a Lua decrement-if-enough, AOF everysec)
@@ -54,6 +59,10 @@ const LOTS_SECONDS = QUICK ? 1 : 3;
 const LOTS_CONNECTIONS = 16;
 const BIG = 1_000_000_000;
 const USAGE_BATCH = 1000;
+/** Operations per in-object timing of ledger_parts, and debits of the storage scenario (per call: STORAGE_CALL). */
+const PART_OPS = QUICK ? 500 : 2_000;
+const STORAGE_DEBITS = QUICK ? 10_000 : 100_000;
+const STORAGE_CALL = 10_000;
 
 const round = (n, digits = 0) => (n === null || n === undefined ? null : Number(n.toFixed(digits)));
 const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
@@ -280,9 +289,14 @@ async function main() {
       );
       scenarios.lots_scaling[name] = { ...res, response_bytes: bytes };
     }
-    // Last: the tens of thousands of entries it writes ship to D1 in the background on the same workerd.
+    console.log(`ledger_parts (${PART_OPS} of each inside the object)…`);
+    scenarios.ledger_parts = await benchParts(gate.url, hot);
+
+    // Last: the tens of thousands of entries they write ship to D1 in the background on the same workerd.
     console.log("usage_batch (batches of 1 000 events, one in flight)…");
     scenarios.usage_batch = await benchUsage(gate.url, gatewayKey, admin, serverPids);
+    console.log(`storage (${STORAGE_DEBITS} debits inside one object)…`);
+    notes.storage = await benchStorage(gate.url, admin);
   } finally {
     for (const peer of peers) await peer.stop().catch(() => {});
     await gate.stop();
@@ -294,6 +308,58 @@ async function main() {
     quick: QUICK,
     history: HISTORY,
   });
+}
+
+/** One call of the bench Worker's in-object profile (bench/worker.ts): its answer and the wall time it took. */
+async function profile(url, account, part, n) {
+  const t0 = performance.now();
+  const res = await fetch(`${url}/__bench/profile/${account}`, { method: "POST", body: JSON.stringify({ part, n }) });
+  if (res.status !== 200) throw new Error(`profile ${part}: ${res.status} ${await res.text()}`);
+  const body = await res.json();
+  if (body.ok !== body.n) throw new Error(`profile ${part}: ${body.n - body.ok} of ${body.n} failed`);
+  return { ...body, ms: performance.now() - t0 };
+}
+
+/**
+ * µs per operation inside the hot account's object (its 50 lots), best of two rounds: the object runs
+ * nothing else meanwhile, so wall time is its CPU. `rps` is whole debits per second on one object.
+ */
+async function benchParts(url, account) {
+  const parts = ["debit", "plan", "seal", "outbox", "idempotency"];
+  const us = {};
+  for (let round = 0; round < 2; round++) {
+    for (const part of parts) {
+      const { ms } = await profile(url, account, part, PART_OPS);
+      const perOp = (ms * 1000) / PART_OPS;
+      us[part] = Math.min(us[part] ?? Number.POSITIVE_INFINITY, perOp);
+    }
+  }
+  const out = Object.fromEntries(parts.map((p) => [`${p}_us`, round(us[p], 1)]));
+  return { rps: round(1e6 / us.debit), unit: "debits/s in-object", ...out };
+}
+
+/** STORAGE_DEBITS debits through the real operation in one fresh object (50 lots): SQLite bytes per debit. */
+async function benchStorage(url, admin) {
+  const account = `bench-storage-${Date.now()}`;
+  for (let i = 0; i < 50; i++) {
+    await admin.createGrant(account, { amount: BIG, type: i % 3 === 0 ? "promotional" : "purchased", priority: i % 5 });
+  }
+  const before = await profile(url, account, "sizes", 0);
+  for (let done = 0; done < STORAGE_DEBITS; done += STORAGE_CALL) {
+    await profile(url, account, "debit", Math.min(STORAGE_CALL, STORAGE_DEBITS - done));
+  }
+  const after = await profile(url, account, "sizes", 0);
+  const perDebit = (t) => round(((after.tables[t]?.bytes ?? 0) - (before.tables[t]?.bytes ?? 0)) / STORAGE_DEBITS);
+  const tables = Object.fromEntries(
+    Object.keys(after.tables)
+      .filter((t) => perDebit(t) > 0)
+      .map((t) => [t, perDebit(t)]),
+  );
+  return {
+    debits: STORAGE_DEBITS,
+    db_bytes_per_debit: round((after.db_bytes - before.db_bytes) / STORAGE_DEBITS),
+    column_bytes_per_debit: tables,
+  };
 }
 
 /** Batches of USAGE_BATCH events on one account, one in flight, for SECONDS; the ledger is checked after. */
