@@ -248,6 +248,7 @@ export async function startLocalGate({ label, keep = false, healthTimeoutMs = 12
     adminToken,
     signing,
     signingJwks,
+    inspectorPort,
     get child() {
       return child;
     },

@@ -116,6 +116,8 @@ export class AccountCore {
   private lastGlobal: { policy: Policy; json: string } | null = null;
   /** The object the last caller brought, already compared with `lastGlobal`. */
   private lastSeen: Policy | null = null;
+  /** Its JSON.stringify text: an equal text from the next caller needs no canonical form. */
+  private lastSeenJson: string | null = null;
   /** Test seam: tests move this account's clock with runInDurableObject. */
   readonly clock = { offsetMs: 0 };
   /** Test seam (reachable only through runInDurableObject): a throw injected inside a commit's transaction. */
@@ -182,6 +184,11 @@ export class AccountCore {
     // One operation asks with the same object more than once (its policy, then its commit).
     if (seen === this.lastSeen) return seen;
     this.lastSeen = seen;
+    // Every RPC brings a fresh copy of the same policy: the same plain JSON is the
+    // same policy, so the canonical form is computed only when that text changes.
+    const plain = JSON.stringify(seen);
+    if (plain === this.lastSeenJson) return seen;
+    this.lastSeenJson = plain;
     const json = canonicalJson(seen);
     if (this.lastGlobal?.json !== json) {
       store.writeMeta(this.sql, "global_policy", seen);

@@ -1,4 +1,5 @@
 /** Request id, structured logs, body guard, auth, and the problem+json error handler. */
+import { createHash, timingSafeEqual } from "node:crypto";
 import type { MiddlewareHandler } from "hono";
 import { type ApiKey, findApiKey, KeyStoreUnavailable } from "../db/api-keys";
 import { ApiError, problemBody, statusOf } from "../errors";
@@ -174,7 +175,7 @@ export const auth: MiddlewareHandler<AppEnv> = async (c, next) => {
   if (!match?.[1]) throw new ApiError("unauthorized", "send Authorization: Bearer <token>");
   const token = match[1];
   const admin = c.env.ADMIN_TOKEN;
-  if (admin && (await constantTimeEqual(token, admin))) {
+  if (admin && isAdminToken(token, admin)) {
     c.set("caller", {
       keyId: "admin-token",
       role: "admin",
@@ -204,13 +205,18 @@ export const auth: MiddlewareHandler<AppEnv> = async (c, next) => {
   return next();
 };
 
-async function constantTimeEqual(a: string, b: string): Promise<boolean> {
-  const enc = new TextEncoder();
-  const [ha, hb] = await Promise.all([
-    crypto.subtle.digest("SHA-256", enc.encode(a)),
-    crypto.subtle.digest("SHA-256", enc.encode(b)),
-  ]);
-  return crypto.subtle.timingSafeEqual(ha, hb);
+/** The bootstrap token's SHA-256, computed once per isolate (and again if the secret changes). */
+let adminDigest: { token: string; digest: Buffer } | null = null;
+
+/**
+ * Whether `token` is the ADMIN_TOKEN, in time independent of where they
+ * differ: both are hashed to 32 bytes and compared with timingSafeEqual. Every
+ * request asks this first, so it is synchronous (node:crypto) and hashes the
+ * secret once, not twice per request through async WebCrypto digests (issue 11).
+ */
+function isAdminToken(token: string, admin: string): boolean {
+  if (adminDigest?.token !== admin) adminDigest = { token: admin, digest: createHash("sha256").update(admin).digest() };
+  return timingSafeEqual(createHash("sha256").update(token).digest(), adminDigest.digest);
 }
 
 export function onError(e: Error, c: AppContext): Response {
