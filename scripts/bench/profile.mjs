@@ -122,7 +122,9 @@ try {
   s.fns = fns;
   cdp.close();
   const perReq = (us) => (us / res.ok).toFixed(1);
-  console.log(`\n${ROUTE}: ${res.ok} requests in ${SECONDS} s; isolate CPU sampled ${(s.total / 1000).toFixed(0)} ms = ${perReq(s.total)} µs/request`);
+  console.log(
+    `\n${ROUTE}: ${res.ok} requests in ${SECONDS} s; isolate CPU sampled ${(s.total / 1000).toFixed(0)} ms = ${perReq(s.total)} µs/request`,
+  );
   console.log("\nself time by file (µs per request):");
   for (const [file, us] of s.files) console.log(`  ${perReq(us).padStart(8)}  ${file}`);
   console.log("\nself time by function (µs per request):");

@@ -41,7 +41,9 @@ export function report(scenarios, notes, run) {
   for (const r of rows) console.log(line(r));
   if (scenarios.ledger_parts) {
     const parts = Object.entries(scenarios.ledger_parts).filter(([k]) => k.endsWith("_us"));
-    console.log(`ledger_parts, µs each inside the object: ${parts.map(([k, v]) => `${k.slice(0, -3)} ${v}`).join(", ")}`);
+    console.log(
+      `ledger_parts, µs each inside the object: ${parts.map(([k, v]) => `${k.slice(0, -3)} ${v}`).join(", ")}`,
+    );
   }
   const hot = scenarios.debit_hot;
   const noop = scenarios.noop_do;
