@@ -1,5 +1,6 @@
 /** The gateway: middleware, every resource's routes, the served contract. */
 import { OpenAPIHono } from "@hono/zod-openapi";
+import { dashboard } from "../dashboard/app";
 import { ApiError } from "../errors";
 import { accounts } from "./accounts";
 import { alerts } from "./alerts";
@@ -12,6 +13,7 @@ import { bulk } from "./bulk";
 import { campaignReports } from "./campaign-report";
 import { campaigns } from "./campaigns";
 import type { AppEnv } from "./context";
+import { dashboardLinks } from "./dashboard-links";
 import { debits } from "./debits";
 import { docsPage } from "./docs";
 import { grants } from "./grants";
@@ -48,6 +50,8 @@ export function buildApp(): OpenAPIHono<AppEnv> {
   // (no x-request-id, no log line) when no other middleware wraps the route.
   app.notFound((c) => onError(new ApiError("not_found", "no such route"), c));
 
+  // The dashboard (HTML, outside /v1 and its auth; src/dashboard/app.tsx).
+  app.route("/app", dashboard);
   app.get("/v1/health", (c) => c.json({ ok: true }));
   app.use("/v1/*", auth);
   app.use("/v1/*", bodyGuard);
@@ -86,6 +90,7 @@ export function buildApp(): OpenAPIHono<AppEnv> {
     awaiting,
     topup,
     campaignReports,
+    dashboardLinks,
   ])
     app.route("/", sub);
 

@@ -1,11 +1,12 @@
 /** Request id, structured logs, body guard, auth, and the problem+json error handler. */
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { MiddlewareHandler } from "hono";
+import { looksLikeJws, sessionCaller } from "../dashboard/tokens";
 import { type ApiKey, findApiKey, KeyStoreUnavailable } from "../db/api-keys";
 import { ApiError, problemBody, statusOf } from "../errors";
 import { wellFormed } from "../ledger/ids";
 import { log } from "../log";
-import type { AppContext, AppEnv } from "./context";
+import type { AppContext, AppEnv, Caller } from "./context";
 
 export const MAX_BODY_BYTES = 65_536;
 /** What a 503 `overloaded` asks the client to wait before retrying. */
@@ -183,6 +184,21 @@ export const auth: MiddlewareHandler<AppEnv> = async (c, next) => {
       accountScope: null,
       actor: "admin-token:admin",
     });
+    return next();
+  }
+  // Dashboard sessions (src/dashboard/tokens.ts): a customer session is a scoped
+  // viewer, an operator session the key it names, re-read from D1.
+  if (looksLikeJws(token)) {
+    let session: Caller | null;
+    try {
+      session = await sessionCaller(c.env, token);
+    } catch (e) {
+      if (!(e instanceof KeyStoreUnavailable)) throw e;
+      log({ event: "auth.key_store_unavailable", request_id: c.get("requestId"), path: c.req.path, error: e.message });
+      throw new ApiError("overloaded", "API keys cannot be checked right now; retry shortly");
+    }
+    if (!session) throw new ApiError("unauthorized", "unknown, expired or revoked token");
+    c.set("caller", session);
     return next();
   }
   let key: ApiKey | null;

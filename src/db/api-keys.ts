@@ -157,6 +157,22 @@ export async function findApiKey(d1: D1Database, token: string): Promise<ApiKey 
   return null;
 }
 
+/**
+ * The key with this id, read from D1 on every call (no cache), or null when
+ * it does not exist or is revoked: an operator's dashboard session names its
+ * key by id (src/dashboard/tokens.ts), so revoking the key ends the session
+ * at the next request. D1 failing throws KeyStoreUnavailable.
+ */
+export async function findApiKeyById(d1: D1Database, id: string): Promise<ApiKey | null> {
+  let row: typeof apiKeys.$inferSelect | undefined;
+  try {
+    row = await drizzle(d1).select().from(apiKeys).where(eq(apiKeys.id, id)).get();
+  } catch (e) {
+    throw new KeyStoreUnavailable(e, id);
+  }
+  return row && row.revokedAtMs === null ? toKey(row) : null;
+}
+
 function randomToken(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(32));
   return `cg_${btoa(String.fromCharCode(...bytes))

@@ -55,6 +55,8 @@ export const AUDIT_ACTIONS = [
   "grant.cancelled",
   "top_up.updated",
   "top_up.deleted",
+  // customer dashboard links (src/api/dashboard-links.ts)
+  "dashboard_link.created",
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 

@@ -2,6 +2,7 @@
 import { approvals } from "./approvals";
 import { campaignReport } from "./campaign-report";
 import { campaigns } from "./campaigns";
+import { dashboard } from "./dashboard";
 import { enterprise } from "./enterprise";
 import { meters } from "./meters";
 import { recurring } from "./recurring";
@@ -22,4 +23,5 @@ export const AREAS: BaselineArea[] = [
   campaigns,
   referrals,
   campaignReport,
+  dashboard,
 ];
