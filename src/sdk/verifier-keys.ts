@@ -5,6 +5,7 @@
  */
 import { createLocalJWKSet, type JSONWebKeySet, type JWTVerifyGetKey } from "jose";
 import type { Jwks, WaitUntil } from "./types";
+import { FastKeys, nodeCrypto } from "./verifier-fast";
 
 export interface JwksCacheOptions {
   /** Where the JWKS is fetched from; null when only the given `jwks` is ever used. */
@@ -17,10 +18,13 @@ export interface JwksCacheOptions {
   maxAgeMs: number;
   fetch: typeof fetch;
   now: () => number;
+  /** Build node:crypto KeyObjects for the fast path (verifier-fast.ts) when the runtime has it. */
+  fast: boolean;
 }
 
 export class JwksCache {
-  private keys: { resolve: JWTVerifyGetKey; kids: Set<string>; fetchedAtMs: number } | null = null;
+  private keys: { resolve: JWTVerifyGetKey; kids: Set<string>; fetchedAtMs: number; fast: FastKeys | null } | null =
+    null;
   private lastFetchMs = Number.NEGATIVE_INFINITY;
   private inflight: Promise<boolean> | null = null;
   /** Whether the last JWKS fetch failed (the gate is taken as unreachable until one succeeds). */
@@ -30,6 +34,21 @@ export class JwksCache {
     if (o.jwks) this.install(o.jwks);
   }
 
+  /** The node:crypto keys of the fast path; null without a JWKS or without node:crypto. */
+  get fast(): FastKeys | null {
+    return this.keys?.fast ?? null;
+  }
+
+  /**
+   * Whether `kid` can be used now without a fetch: known, and the JWKS not old
+   * enough that ensureKid would start a refresh (that path stays on ensureKid).
+   */
+  freshFor(kid: string): boolean {
+    if (this.keys === null || !this.keys.kids.has(kid)) return false;
+    const nowMs = this.o.now();
+    return !(nowMs - this.keys.fetchedAtMs > this.o.maxAgeMs && nowMs - this.lastFetchMs >= this.o.minRefetchMs);
+  }
+
   /** The key lookup for jwtVerify; null until a JWKS was loaded. */
   get resolver(): JWTVerifyGetKey | null {
     return this.keys?.resolve ?? null;
@@ -37,10 +56,12 @@ export class JwksCache {
 
   private install(jwks: Jwks): void {
     const keys = jwks.keys.filter((k) => k.kty === "EC" && k.crv === "P-256" && (k.alg ?? "ES256") === "ES256");
+    const crypto = this.o.fast ? nodeCrypto() : null;
     this.keys = {
       resolve: createLocalJWKSet({ keys } as JSONWebKeySet),
       kids: new Set(keys.map((k) => k.kid)),
       fetchedAtMs: this.o.now(),
+      fast: crypto === null ? null : new FastKeys(crypto, keys),
     };
   }
 
