@@ -36,14 +36,33 @@ export function groupPids(pgid) {
   return out;
 }
 
+/** A process's command name (workerd, node, …), "?" once it is gone. */
+function nameOf(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+  } catch {
+    return "?";
+  }
+}
+
 /** A CPU meter over `pids()` (re-read at each reading, so processes started meanwhile count from then). */
 export function cpuMeter(pids) {
+  const split = cpuMeterByName(pids);
+  return () => Object.values(split()).reduce((a, b) => a + b, 0);
+}
+
+/** The same meter, split by process name: ms of CPU per name (workerd, node: wrangler's own process). */
+export function cpuMeterByName(pids) {
   const start = new Map();
   for (const pid of pids()) start.set(pid, ticksOf(pid));
   return () => {
-    let ticks = 0;
-    for (const pid of pids()) ticks += ticksOf(pid) - (start.get(pid) ?? 0);
-    return (ticks * 1000) / CLK_TCK;
+    const ms = {};
+    for (const pid of pids()) {
+      const name = nameOf(pid);
+      ms[name] = (ms[name] ?? 0) + ((ticksOf(pid) - (start.get(pid) ?? 0)) * 1000) / CLK_TCK;
+    }
+    return ms;
   };
 }
 
@@ -55,7 +74,7 @@ export function cpuMeter(pids) {
  */
 export async function drive({ url, method = "POST", headers = {}, body, request, connections, seconds, serverPids }) {
   let i = 0;
-  const cpu = serverPids ? cpuMeter(serverPids) : null;
+  const cpu = serverPids ? cpuMeterByName(serverPids) : null;
   const result = await autocannon({
     url,
     connections,
@@ -77,7 +96,8 @@ export async function drive({ url, method = "POST", headers = {}, body, request,
       },
     ],
   });
-  const cpuMs = cpu ? cpu() : null;
+  const byName = cpu ? cpu() : null;
+  const cpuMs = byName ? Object.values(byName).reduce((a, b) => a + b, 0) : null;
   const total = result.requests.total;
   const okCount = total - result.non2xx - result.errors;
   return {
@@ -89,5 +109,15 @@ export async function drive({ url, method = "POST", headers = {}, body, request,
     p99_ms: result.latency.p99,
     p999_ms: result.latency.p99_9,
     cpu_ms_per_req: cpuMs === null || total === 0 ? null : Number((cpuMs / total).toFixed(3)),
+    // Where that CPU went, per process name: what production keeps (workerd) and what it removes (wrangler's node).
+    ...(byName && total > 0
+      ? {
+          cpu_split_ms_per_req: Object.fromEntries(
+            Object.entries(byName)
+              .filter(([, ms]) => ms > 0)
+              .map(([name, ms]) => [name, Number((ms / total).toFixed(3))]),
+          ),
+        }
+      : {}),
   };
 }

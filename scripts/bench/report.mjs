@@ -39,6 +39,10 @@ export function report(scenarios, notes, run) {
   console.log(line(head));
   console.log(line(widths.map((w) => "-".repeat(w))));
   for (const r of rows) console.log(line(r));
+  for (const name of ["noop_do", "debit_hot"]) {
+    const split = scenarios[name]?.cpu_split_ms_per_req;
+    if (split) console.log(`${name}, CPU ms per request by process: ${JSON.stringify(split)}`);
+  }
   if (scenarios.ledger_parts) {
     const parts = Object.entries(scenarios.ledger_parts).filter(([k]) => k.endsWith("_us"));
     console.log(
