@@ -168,10 +168,16 @@ async function main() {
     const admin = new CreditGateClient({ baseUrl: gate.url, token: gate.adminToken });
     const { key: gatewayKey } = await admin.createApiKey({ name: "bench", role: "gateway" });
     const auth = { authorization: `Bearer ${gatewayKey}` };
+    // Seeding is not measured. Local workerd sometimes restarts the Worker under a burst of new objects
+    // (503 "restarted mid-request", which asks for a retry): a fixture then retries, up to 5 times.
     const seed = async (id, body) => {
-      const res = await fetch(`${gate.url}/__bench/seed/${id}`, { method: "POST", body: JSON.stringify(body) });
-      if (res.status !== 200) throw new Error(`seed ${id}: ${res.status} ${await res.text()}`);
-      return res.json();
+      for (let attempt = 1; ; attempt++) {
+        const res = await fetch(`${gate.url}/__bench/seed/${id}`, { method: "POST", body: JSON.stringify(body) });
+        if (res.status === 200) return res.json();
+        const text = await res.text();
+        if (res.status !== 503 || attempt === 5) throw new Error(`seed ${id}: ${res.status} ${text}`);
+        await new Promise((r) => setTimeout(r, 250 * attempt));
+      }
     };
     const debitsOf = (account) => ({
       url: `${gate.url}/v1/accounts/${account}/debits`,
