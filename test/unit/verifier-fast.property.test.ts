@@ -96,7 +96,7 @@ describe("the node:crypto fast path agrees with jose", () => {
               { alg: "ES256", typ: "JWT" },
               { alg: "ES256", typ: "JWT" },
               { alg: "ES256", typ: "jwt" },
-            { alg: "ES256", typ: "statement+jwt" },
+              { alg: "ES256", typ: "statement+jwt" },
               { alg: "ES256", typ: "application/JWT" },
               { alg: "ES256" },
               { alg: "ES256", typ: "JWT", crit: ["exp"] },
