@@ -14,6 +14,8 @@ export default defineConfig(async () => {
             ADMIN_TOKEN: "test-admin-token",
             RECEIPT_SIGNING_KEYS: JSON.stringify(await testSigningKeys()),
             TEST_MIGRATIONS: migrations,
+            // The fault switch (src/faults.ts) is on in workerd tests: with its plan empty nothing changes.
+            FAULT_INJECTION: "1",
           },
           // Outbound HTTP (webhook deliveries) reaches a local receiver instead of the network.
           outboundService: "webhook-receiver",

@@ -34,6 +34,8 @@ export const ERROR_CODES = [
   "velocity_limit",
   "clock_skew",
   "internal_error",
+  // a production Worker carrying FAULT_INJECTION (src/faults.ts)
+  "misconfigured",
   "overloaded",
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -78,6 +80,7 @@ export function statusOf(code: ErrorCode): 400 | 401 | 402 | 403 | 404 | 409 | 4
     case "velocity_limit":
       return 429;
     case "internal_error":
+    case "misconfigured":
       return 500;
     case "overloaded":
       return 503;
@@ -114,6 +117,7 @@ const TITLES: Record<ErrorCode, string> = {
   velocity_limit: "Velocity limit exceeded",
   clock_skew: "Event time ahead of the account's clock",
   internal_error: "Internal error",
+  misconfigured: "Deployment misconfigured",
   overloaded: "Overloaded",
 };
 

@@ -7,6 +7,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { loadGlobalPolicy } from "../db/settings";
+import { shipFaults } from "../faults";
 import { type DoSnapshot, type InvoiceLine, type Policy, totalsOf } from "../ledger";
 import type { Budget } from "../ledger/budget";
 import { dispatchAlerts } from "../webhooks/dispatch";
@@ -71,7 +72,7 @@ export class AccountLedger extends DurableObject<Env> {
     // Shipped alerts fan out to webhooks straight away; the cron's dispatch job
     // catches any this misses.
     this.courier = new OutboxCourier(sql, () => ({
-      db: this.d1,
+      db: shipFaults(this.d1, env, () => ctx.abort("injected fault: reset mid-shipment")), // src/faults.ts
       accountId: this.core.account?.account_id ?? null,
       onAlerts: (ids) => dispatchAlerts(this.d1, env.WEBHOOK_QUEUE, { ids }),
     }));

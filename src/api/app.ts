@@ -16,6 +16,7 @@ import type { AppEnv } from "./context";
 import { dashboardLinks } from "./dashboard-links";
 import { debits } from "./debits";
 import { docsPage } from "./docs";
+import { faultsAdmin } from "./faults-admin";
 import { grants } from "./grants";
 import { holds } from "./holds";
 import { invoices } from "./invoices";
@@ -53,6 +54,7 @@ export function buildApp(): OpenAPIHono<AppEnv> {
   // The dashboard (HTML, outside /v1 and its auth; src/dashboard/app.tsx).
   app.route("/app", dashboard);
   app.get("/v1/health", (c) => c.json({ ok: true }));
+  app.route("/__faults", faultsAdmin); // test-only fault plan (src/faults.ts): 404 unless allowed
   app.use("/v1/*", auth);
   app.use("/v1/*", bodyGuard);
   // Account-scoped keys: every route on one account checks the scope here, once.

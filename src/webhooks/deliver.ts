@@ -5,6 +5,7 @@
  * records it. A 2xx answer is success; anything else, or no answer within
  * the timeout, is a failed attempt.
  */
+import { webhookFetch } from "../faults";
 import { log } from "../log";
 import type { DeliveryMessage } from "./dispatch";
 import { signPayload } from "./sign";
@@ -80,7 +81,7 @@ async function attempt(env: Env, msg: Message<unknown>): Promise<Outcome> {
   let error: string | null = null;
   const started = Date.now();
   try {
-    const res = await fetch(t.url, {
+    const res = await webhookFetch(env)(t.url, {
       method: "POST",
       redirect: "manual",
       signal: AbortSignal.timeout(ATTEMPT_TIMEOUT_MS),
