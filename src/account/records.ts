@@ -61,8 +61,10 @@ export function openHold(
     // A converting hold's lots in other units keep their unit and rate: its close converts back at them.
     allocations: holdAllocations({ applied, converted }),
     status: "open",
-    // A receipt stays held until its settle grace ends; then the sweep captures it in full.
-    expiresAtMs: req.receipt ? req.receipt.expiresAtMs + req.receipt.settleGraceMs : nowMs + req.ttlSeconds * 1000,
+    // A receipt stays held until its settle grace ends; then the sweep captures it in full. Both
+    // deadlines run on the account's clock (its ttl from now here), never the gateway's: the token's
+    // `exp` is the gateway's second-floored copy of the same moment, at or before this deadline.
+    expiresAtMs: nowMs + req.ttlSeconds * 1000 + (req.receipt ? req.receipt.settleGraceMs : 0),
     captured: 0,
     released: 0,
     createdAtMs: nowMs,

@@ -80,9 +80,10 @@ describe("openHold", () => {
     });
   });
 
-  it("holds a receipt until its token expires plus the settle grace", () => {
-    const receipt = { token: "jwt", expiresAtMs: T0 + 120_000, settleGraceMs: 30_000 };
-    expect(openHold({ ...req, receipt }, "receipt", applied, T0).expiresAtMs).toBe(T0 + 150_000);
+  it("holds a receipt for its ttl plus the settle grace, on the account's clock (not the token's exp)", () => {
+    // The token says exp = T0 − 5 s + 60 s (another clock); the account reserved at T0: T0 + 60 s + 30 s.
+    const receipt = { token: "jwt", expiresAtMs: T0 + 55_000, settleGraceMs: 30_000 };
+    expect(openHold({ ...req, receipt }, "receipt", applied, T0).expiresAtMs).toBe(T0 + 90_000);
   });
 });
 
