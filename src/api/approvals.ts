@@ -104,7 +104,9 @@ route(
       body: { content: { "application/json": { schema: ApproveInput } } },
     },
     responses: {
-      200: { description: "The approved request's own answer (a transfer's or grant's 201, a bulk grant's 202)" },
+      200: { description: "The approved request's own answer, when it answers 200" },
+      201: { description: "The approved request's own answer: a transfer's or a grant's 201" },
+      202: { description: "The approved request's own answer: a bulk grant's 202" },
       ...problems(400, 401, 402, 403, 404, 409, 413, 415, 503),
     },
   },

@@ -137,10 +137,17 @@ describe("idempotency records are pruned after their retention", () => {
       inst.clock.offsetMs = -29 * DAY;
     });
     const recent = await debit(a, 7, { debit_id: "d-recent" });
-    await runInDurableObject(stub, (inst: AccountLedger) => {
+    // Both records exist while the clock is still back; read them in the same turn that moves it to
+    // now, so an outbox alarm firing in between cannot prune d-old before it was seen.
+    const before = await runInDurableObject(stub, (inst: AccountLedger, state) => {
+      const keys = state.storage.sql
+        .exec("SELECT scope || ':' || key AS k FROM idempotency")
+        .toArray()
+        .map((r) => String(r.k));
       inst.clock.offsetMs = 0;
+      return keys;
     });
-    expect([...(await recordSizes(a)).keys()]).toEqual(expect.arrayContaining(["debit:d-old", "debit:d-recent"]));
+    expect(before).toEqual(expect.arrayContaining(["debit:d-old", "debit:d-recent"]));
 
     await runAlarm(a);
     const kept = [...(await recordSizes(a)).keys()];
