@@ -32,4 +32,11 @@ export interface LocalGate {
   child: ChildProcess;
   stop(): Promise<void>;
 }
-export function startLocalGate(opts: { label: string; keep?: boolean; healthTimeoutMs?: number }): Promise<LocalGate>;
+export function startLocalGate(opts: {
+  label: string;
+  keep?: boolean;
+  healthTimeoutMs?: number;
+  config?: string;
+  /** More variables written into the env file, e.g. `{ FAULT_INJECTION: "1" }`. */
+  vars?: Record<string, string>;
+}): Promise<LocalGate>;

@@ -185,9 +185,10 @@ async function logTail(path, lines = 60) {
  * and .wrangler/state are never touched. `stop()` ends the process group and
  * deletes the dir (kept when `keep`); a process exit without stop() still
  * SIGKILLs the group. `config`: another wrangler config (the bench's own
- * Worker, bench/wrangler.toml), relative to the repository.
+ * Worker, bench/wrangler.toml), relative to the repository. `vars`: more
+ * variables for the env file (e.g. `{FAULT_INJECTION: "1"}` for the soak).
  */
-export async function startLocalGate({ label, keep = false, healthTimeoutMs = 120_000, config }) {
+export async function startLocalGate({ label, keep = false, healthTimeoutMs = 120_000, config, vars = {} }) {
   const dir = await mkdtemp(join(tmpdir(), `credit-gate-${label}-`));
   const persistTo = join(dir, "state");
   const envFile = join(dir, `${label}.env`);
@@ -200,7 +201,7 @@ export async function startLocalGate({ label, keep = false, healthTimeoutMs = 12
   const signingJwks = JSON.stringify({ keys: [signing] });
   await writeFile(
     envFile,
-    formatDevVars({ ADMIN_TOKEN: adminToken, RECEIPT_SIGNING_KEYS: signingJwks }, `${label} secrets`),
+    formatDevVars({ ...vars, ADMIN_TOKEN: adminToken, RECEIPT_SIGNING_KEYS: signingJwks }, `${label} secrets`),
     { mode: 0o600 },
   );
   try {
