@@ -89,8 +89,10 @@ export class FastKeys {
     for (const k of keys) seen.set(k.kid, (seen.get(k.kid) ?? 0) + 1);
     for (const k of keys) {
       const extra = k as PublicJwk & { use?: unknown; key_ops?: unknown };
-      // Only plain signing keys, one per kid: anything else is jose's to judge.
-      if (seen.get(k.kid) !== 1 || extra.use !== undefined || extra.key_ops !== undefined) continue;
+      // Only signing keys (`use` absent or "sig", as the gate publishes them), one per kid, without
+      // `key_ops`: anything else is jose's to judge.
+      const signing = extra.use === undefined || extra.use === "sig";
+      if (seen.get(k.kid) !== 1 || !signing || extra.key_ops !== undefined) continue;
       try {
         this.byKid.set(k.kid, crypto.createPublicKey({ key: k, format: "jwk" }));
       } catch {

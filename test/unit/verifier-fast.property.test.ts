@@ -24,7 +24,8 @@ interface Key {
 
 async function makeKey(kid: string): Promise<Key> {
   const { publicKey, privateKey } = await generateKeyPair("ES256", { extractable: true });
-  return { kid, pub: { ...(await exportJWK(publicKey)), kid, alg: "ES256" }, priv: privateKey };
+  // As the gate publishes its keys (scripts/lib/devvars.mjs, the JWKS): with `use: "sig"`.
+  return { kid, pub: { ...(await exportJWK(publicKey)), kid, alg: "ES256", use: "sig" }, priv: privateKey };
 }
 
 const b64url = (s: string | Uint8Array) =>
