@@ -4,10 +4,9 @@
  * baseline is aimed at, a valid baseline request for every operation, and a
  * way to send one with any headers.
  *
- * The core rows below are a copy of unicode.security.test.ts's own table (a
- * test file cannot be imported without running its tests); the areas' rows
- * come from ./baselines like there. The fuzz and matrix tests fail when an
- * operation of the served document has no row here.
+ * The core rows below and the areas' rows from ./baselines make one table,
+ * used by unicode.security.test.ts too. The fuzz, matrix and unicode tests
+ * fail when an operation of the served document has no row here.
  */
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
@@ -108,7 +107,7 @@ export async function makeFixture(runId: string, prefix = "fz"): Promise<Fixture
   return { ...base, extra };
 }
 
-// ── a valid request for every operation (core rows: a copy of unicode.security.test.ts's) ──
+// ── a valid request for every operation (the core rows; areas add theirs in ./baselines) ──
 
 const past = () => new Date(Date.now() - 1000).toISOString();
 const future = (days: number) => new Date(Date.now() + days * 86_400_000).toISOString();

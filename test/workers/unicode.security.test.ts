@@ -24,9 +24,9 @@
  * - Headers (Idempotency-Key) are ByteStrings: no header can carry one (checked below).
  */
 import { beforeAll, describe, expect, it } from "vitest";
-import { AREAS } from "./baselines";
 import type { Baseline, Fixture } from "./baselines/types";
-import { call, expectProblem, fetchWorker, grant, type Res, uid } from "./helpers";
+import { BASELINES, makeFixture } from "./fuzz-fixture";
+import { call, expectProblem, fetchWorker, type Res, uid } from "./helpers";
 import { runCron } from "./jobs-helpers";
 
 const LONE: [string, string, string][] = [
@@ -36,187 +36,10 @@ const LONE: [string, string, string][] = [
 ];
 const WTF8: Record<string, number[]> = { "a\ud800b": [0x61, 0xed, 0xa0, 0x80, 0x62], "\udfff": [0xed, 0xbf, 0xbf] };
 
-// ── the fixture every request is aimed at ─────────────────────────────────
-
-async function ok(res: Promise<Res>, what: string): Promise<any> {
-  const r = await res;
-  if (r.status >= 300) throw new Error(`${what}: ${r.status} ${r.text}`);
-  return r.json;
-}
-
-/** An account with lots, an open hold to capture, one to release, a receipt, a debit; a webhook and a key. */
-async function makeFixture(runId: string): Promise<Fixture> {
-  const account = uid("uni");
-  await ok(call("PUT", `/v1/accounts/${account}`, { name: "unicode fixture", verified: true }), "account");
-  await grant(account, { grant_id: "g-1", amount: 1000 });
-  await grant(account, { grant_id: "g-void", amount: 50, priority: 1_000_000 });
-  await ok(call("POST", `/v1/accounts/${account}/holds`, { hold_id: "h-1", amount: 5, ttl_seconds: 86_400 }), "h-1");
-  await ok(call("POST", `/v1/accounts/${account}/holds`, { hold_id: "h-2", amount: 5, ttl_seconds: 86_400 }), "h-2");
-  const receipt = await ok(
-    call("POST", `/v1/accounts/${account}/receipts`, { receipt_id: "r-1", amount: 5, ttl_seconds: 3600 }),
-    "receipt",
-  );
-  await ok(call("POST", `/v1/accounts/${account}/debits`, { debit_id: "d-1", amount: 3 }), "debit");
-  for (const invoiceId of ["inv-1", "inv-void"]) {
-    await ok(
-      call("POST", `/v1/accounts/${account}/invoices`, { invoice_id: invoiceId, lines: [{ amount: 1 }] }),
-      invoiceId,
-    );
-  }
-  const hook = await ok(
-    call("POST", "/v1/webhooks", { url: "https://hooks.example/cg", event_types: ["reconciliation.drift"] }),
-    "webhook",
-  );
-  const key = await ok(call("POST", "/v1/api-keys", { name: uid("uni-key"), role: "viewer" }), "key");
-  const base = {
-    account,
-    receipt: receipt.receipt,
-    webhookId: hook.id,
-    apiKeyId: key.id,
-    runId,
-    policy: await ok(call("GET", "/v1/policy"), "policy"),
-    alertSettings: await ok(call("GET", "/v1/alert-settings"), "alert settings"),
-  };
-  const extra: Record<string, string> = {};
-  for (const area of AREAS) Object.assign(extra, await area.setup?.(base));
-  return { ...base, extra };
-}
-
-// ── a valid request for every operation ───────────────────────────────────
-
-const past = () => new Date(Date.now() - 1000).toISOString();
-const future = (days: number) => new Date(Date.now() + days * 86_400_000).toISOString();
-
-const REPORT_WINDOW = { from: "2026-01-01T00:00:00Z", to: "2026-02-01T00:00:00Z", period: "month", format: "json" };
-const reportScope = (f: Fixture) => ({
-  account_id: f.account,
-  parent_id: f.account,
-  type: "purchased",
-  source: "stripe",
-  campaign: "spring",
-});
-
-/** Keyed by "METHOD path" as /openapi.json spells them. Ids a request creates are fresh on each call. */
-const OWN_BASELINES: Record<string, (f: Fixture) => Baseline> = {
-  "GET /v1/accounts": (f) => ({ query: { parent_id: f.account, after: "a", limit: "10" } }),
-  "PUT /v1/accounts/{account_id}": () => ({
-    body: {
-      name: "unicode fixture",
-      parent_id: null,
-      verified: true,
-      metadata: { tier: "gold" },
-      low_balance: { credits: 1 },
-      velocity: { credits: { per_day: 9_000_000_000_000_000 } },
-    },
-  }),
-  "GET /v1/accounts/{account_id}": () => ({}),
-  "GET /v1/accounts/{account_id}/balance": () => ({ query: { unit: "credits", as_of: past() } }),
-  "POST /v1/accounts/{account_id}/grants": () => ({
-    body: {
-      grant_id: uid("g"),
-      amount: 10,
-      unit: "credits",
-      type: "purchased",
-      priority: 100,
-      effective_at: past(),
-      expires_at: future(30),
-      source: "stripe",
-      reason: "top-up",
-      campaign: "spring",
-      incident_id: "inc-1",
-      cost_basis: { amount: 500, currency: "USD", tax: { amount: 95, jurisdiction: "DE" } },
-      metadata: { invoice: "inv-1" },
-    },
-  }),
-  "GET /v1/accounts/{account_id}/grants": () => ({ query: { status: "active", cursor: "g-1", limit: "10" } }),
-  "GET /v1/accounts/{account_id}/grants/{grant_id}": () => ({ params: { grant_id: "g-1" } }),
-  "POST /v1/accounts/{account_id}/grants/{grant_id}/void": () => ({
-    params: { grant_id: "g-void" },
-    body: { reason: "test" },
-  }),
-  // The single grant's baseline without its grant_id, for every account of the job.
-  "POST /v1/grants/bulk": (f) => {
-    const { grant_id: _, ...grant } = BASELINES["POST /v1/accounts/{account_id}/grants"]?.(f).body ?? {};
-    return { body: { bulk_id: `bulk-${f.account}`, account_ids: [f.account], grant } };
-  },
-  "GET /v1/grants/bulk/{bulk_id}": (f) => ({ params: { bulk_id: `bulk-${f.account}` } }),
-  "POST /v1/accounts/{account_id}/debits": () => ({
-    body: { debit_id: uid("d"), amount: 1, unit: "credits", metadata: { request: "r-1" } },
-  }),
-  "GET /v1/accounts/{account_id}/debits/{debit_id}": () => ({ params: { debit_id: "d-1" } }),
-  "POST /v1/accounts/{account_id}/grants/{grant_id}/refund": () => ({
-    params: { grant_id: "g-1" },
-    body: { refund_id: uid("rf"), amount: 1, reason: "test" },
-  }),
-  "POST /v1/accounts/{account_id}/invoices": () => ({
-    body: { invoice_id: uid("inv"), lines: [{ description: "tokens", unit: "credits", amount: 1 }] },
-  }),
-  "GET /v1/accounts/{account_id}/invoices/{invoice_id}": () => ({ params: { invoice_id: "inv-1" } }),
-  "POST /v1/accounts/{account_id}/invoices/{invoice_id}/void": () => ({
-    params: { invoice_id: "inv-void" },
-    body: { reason: "test" },
-  }),
-  "POST /v1/accounts/{account_id}/holds": () => ({
-    body: { hold_id: uid("h"), amount: 1, unit: "credits", ttl_seconds: 300 },
-  }),
-  "GET /v1/accounts/{account_id}/holds": () => ({ query: { cursor: "1:h-0", limit: "10" } }),
-  "POST /v1/accounts/{account_id}/holds/{hold_id}/capture": () => ({ params: { hold_id: "h-1" }, body: {} }),
-  "POST /v1/accounts/{account_id}/holds/{hold_id}/release": () => ({ params: { hold_id: "h-2" }, body: {} }),
-  "GET /v1/accounts/{account_id}/holds/{hold_id}": () => ({ params: { hold_id: "h-1" } }),
-  "POST /v1/accounts/{account_id}/receipts": () => ({
-    body: { receipt_id: uid("r"), amount: 1, unit: "credits", ttl_seconds: 60, audience: "usage" },
-  }),
-  "POST /v1/receipts/settle": (f) => ({ body: { receipt: f.receipt, used: 1 } }),
-  "GET /.well-known/jwks.json": () => ({}),
-  "GET /v1/accounts/{account_id}/ledger": () => ({ query: { after_seq: "0", limit: "10", format: "json" } }),
-  "GET /v1/accounts/{account_id}/statement": () => ({
-    query: { from: new Date(Date.now() - 86_400_000).toISOString(), to: past(), unit: "credits" },
-  }),
-  "GET /v1/policy": () => ({}),
-  "PUT /v1/policy": (f) => ({ body: { ...f.policy } }),
-  "GET /v1/accounts/{account_id}/policy": () => ({}),
-  "PUT /v1/accounts/{account_id}/policy": (f) => ({ body: { ...f.policy } }),
-  "POST /v1/api-keys": () => ({ body: { name: uid("k"), role: "viewer", max_grant_amount: null } }),
-  "GET /v1/api-keys": () => ({}),
-  "DELETE /v1/api-keys/{id}": (f) => ({ params: { id: f.apiKeyId } }),
-  "GET /v1/alerts": (f) => ({
-    query: { type: "balance.low", account_id: f.account, cursor: `${Date.now()}:alert_x`, limit: "10" },
-  }),
-  "GET /v1/alert-settings": () => ({}),
-  "PUT /v1/alert-settings": (f) => ({ body: { ...f.alertSettings } }),
-  "POST /v1/webhooks": () => ({
-    body: {
-      url: "https://hooks.example/other",
-      event_types: ["balance.low", "usage.spike"],
-      secret: `whsec_${btoa("0123456789abcdef0123456789abcdef")}`,
-      description: "ops channel",
-    },
-  }),
-  "GET /v1/webhooks": () => ({}),
-  "DELETE /v1/webhooks/{id}": (f) => ({ params: { id: f.webhookId } }),
-  "GET /v1/webhooks/{id}/deliveries": (f) => ({ params: { id: f.webhookId }, query: { limit: "10" } }),
-  "GET /v1/reconciliation/runs": () => ({ query: { cursor: `${Date.now() + 86_400_000}:run_x`, limit: "10" } }),
-  "GET /v1/reconciliation/runs/{id}": (f) => ({ params: { id: f.runId } }),
-  "GET /v1/reports/revenue": (f) => ({
-    query: { ...REPORT_WINDOW, currency: "USD", ...reportScope(f), unit: "credits" },
-  }),
-  "GET /v1/reports/credits": (f) => ({
-    query: { ...REPORT_WINDOW, group_by: "campaign", ...reportScope(f), unit: "credits" },
-  }),
-  "GET /v1/reports/liability": (f) => ({
-    query: { as_of: past(), format: "json", ...reportScope(f), unit: "credits" },
-  }),
-  "GET /v1/audit": (f) => ({
-    query: { after: "0", limit: "10", actor: "admin-token:admin", action: "account.updated", target: f.account },
-  }),
-};
-
-/** This file's rows and every area's (./baselines): an operation in /openapi.json without one fails the test. */
-const BASELINES: Record<string, (f: Fixture) => Baseline> = Object.assign(
-  {},
-  OWN_BASELINES,
-  ...AREAS.map((a) => a.rows),
-);
+// ── the fixture and a valid request for every operation ──────────────────
+// Shared with the fuzz and role-matrix suites (./fuzz-fixture.ts): the core
+// rows there and every area's (./baselines); an operation in /openapi.json
+// without one fails the test.
 
 // ── the string fields the document declares ───────────────────────────────
 
@@ -421,8 +244,8 @@ beforeAll(async () => {
   const runs = await call("GET", "/v1/reconciliation/runs?limit=1");
   const runId = runs.json?.runs?.[0]?.id;
   expect(runId, runs.text).toEqual(expect.any(String));
-  main = await makeFixture(runId);
-  control = await makeFixture(runId);
+  main = await makeFixture(runId, "uni");
+  control = await makeFixture(runId, "uni");
 });
 
 describe("the walk covers the whole served contract", () => {
