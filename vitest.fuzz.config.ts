@@ -1,6 +1,5 @@
-import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
-import { testSigningKeys } from "./test/support/keys.ts";
+import { workersPool } from "./test/support/workers-pool.ts";
 
 /**
  * The long schema fuzz: test/workers/fuzz.schema.test.ts only, with FUZZ_RUNS
@@ -11,27 +10,10 @@ import { testSigningKeys } from "./test/support/keys.ts";
  *   FUZZ_RUNS=30 FUZZ_SEED=7 npx vitest run -c vitest.fuzz.config.ts
  */
 export default defineConfig(async () => {
-  const migrations = await readD1Migrations("./migrations");
   const runs = process.env.FUZZ_RUNS ?? "10";
   const seed = process.env.FUZZ_SEED ?? String(1 + Math.floor(Math.random() * 2 ** 31));
   return {
-    plugins: [
-      cloudflareTest({
-        wrangler: { configPath: "./wrangler.toml" },
-        miniflare: {
-          bindings: {
-            ADMIN_TOKEN: "test-admin-token",
-            RECEIPT_SIGNING_KEYS: JSON.stringify(await testSigningKeys()),
-            TEST_MIGRATIONS: migrations,
-            FUZZ_RUNS: runs,
-            FUZZ_SEED: seed,
-          },
-          outboundService: "webhook-receiver",
-          serviceBindings: { WEBHOOK_RECEIVER: "webhook-receiver" },
-          workers: [{ name: "webhook-receiver", modules: true, scriptPath: "./test/support/webhook-receiver.js" }],
-        },
-      }),
-    ],
+    plugins: [await workersPool({ FUZZ_RUNS: runs, FUZZ_SEED: seed })],
     test: {
       include: ["test/workers/fuzz.schema.test.ts"],
       setupFiles: ["./test/workers/setup.ts"],

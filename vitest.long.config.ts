@@ -1,6 +1,5 @@
-import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
-import { testSigningKeys } from "./test/support/keys.ts";
+import { workersPool } from "./test/support/workers-pool.ts";
 
 /**
  * `npm run test:long`: the model-based suite only, with MODEL_RUNS runs
@@ -8,27 +7,10 @@ import { testSigningKeys } from "./test/support/keys.ts";
  * as bindings. Otherwise the same workerd setup as vitest.config.ts.
  */
 export default defineConfig(async () => {
-  const migrations = await readD1Migrations("./migrations");
   const runs = process.env.MODEL_RUNS ?? "200";
   const seed = process.env.MODEL_SEED ?? String(Math.floor(Math.random() * 2 ** 31));
   return {
-    plugins: [
-      cloudflareTest({
-        wrangler: { configPath: "./wrangler.toml" },
-        miniflare: {
-          bindings: {
-            ADMIN_TOKEN: "test-admin-token",
-            RECEIPT_SIGNING_KEYS: JSON.stringify(await testSigningKeys()),
-            TEST_MIGRATIONS: migrations,
-            MODEL_RUNS: runs,
-            MODEL_SEED: seed,
-          },
-          outboundService: "webhook-receiver",
-          serviceBindings: { WEBHOOK_RECEIVER: "webhook-receiver" },
-          workers: [{ name: "webhook-receiver", modules: true, scriptPath: "./test/support/webhook-receiver.js" }],
-        },
-      }),
-    ],
+    plugins: [await workersPool({ MODEL_RUNS: runs, MODEL_SEED: seed })],
     test: {
       include: ["test/workers/model.commands.test.ts"],
       setupFiles: ["./test/workers/setup.ts"],

@@ -68,9 +68,8 @@ export class AccountLedger extends DurableObject<Env> {
       (write) => ctx.storage.transactionSync(write),
       (nowMs) => this.alarms.request(nowMs + OUTBOX_DELAY_MS - this.clock.offsetMs),
     );
-    // Read at each shipment, so a swapped `d1` takes effect on the next batch.
-    // Shipped alerts fan out to webhooks straight away; the cron's dispatch job
-    // catches any this misses.
+    // Read at each shipment, so a swapped `d1` takes effect on the next batch. Shipped
+    // alerts fan out to webhooks straight away; the cron's dispatch job catches any missed.
     this.courier = new OutboxCourier(sql, () => ({
       db: shipFaults(this.d1, env, () => ctx.abort("injected fault: reset mid-shipment")), // src/faults.ts
       accountId: this.core.account?.account_id ?? null,

@@ -116,8 +116,7 @@ export class AccountCore {
   private lastGlobal: { policy: Policy; json: string } | null = null;
   /** The object the last caller brought, already compared with `lastGlobal`. */
   private lastSeen: Policy | null = null;
-  /** Its JSON.stringify text: an equal text from the next caller needs no canonical form. */
-  private lastSeenJson: string | null = null;
+  private lastSeenJson: string | null = null; // its JSON.stringify text (see globalPolicy)
   /** Test seam: tests move this account's clock with runInDurableObject. */
   readonly clock = { offsetMs: 0 };
   /** Test seam (reachable only through runInDurableObject): a throw injected inside a commit's transaction. */
