@@ -95,8 +95,9 @@ export async function raiseClash(
   firstSeq: number | null,
   error: string,
   onAlerts: OnAlerts | undefined,
+  entryDb: D1Database = db,
 ): Promise<void> {
-  const clash = await findClash(db, shipment.entryChunks);
+  const clash = await findClash(entryDb, shipment.entryChunks);
   const alert = clashAlert(accountId, clash, firstSeq, error, Date.now());
   // A refused record is raised again by the next retry (same id); a missed fan-out is the cron dispatch's.
   const fresh = await recordAlerts(db, [alert]).catch((): string[] => []);

@@ -201,7 +201,10 @@ function alertRow(a: AlertRecord, recordedAtMs: number): unknown[] {
 
 /** The statements of one shipment, rows grouped into JSON chunks of one topic each, in outbox order. */
 export class ShipmentBuilder {
+  /** Everything but entries: for DB (directory, grants index, alerts, journal and its rollups). */
   readonly statements: D1PreparedStatement[] = [];
+  /** The entry chunks' inserts: for the account's ledger shard (`entryDb`; DB itself with one shard). */
+  readonly entryStatements: D1PreparedStatement[] = [];
   /** The entry chunks, kept to find the clashing entry if D1 refuses the shipment. */
   readonly entryChunks: string[] = [];
   readonly alertIds: string[] = [];
@@ -213,7 +216,10 @@ export class ShipmentBuilder {
   private readonly encoder = new TextEncoder();
   private readonly recordedAtMs = Date.now();
 
-  constructor(private readonly db: D1Database) {}
+  constructor(
+    private readonly db: D1Database,
+    private readonly entryDb: D1Database = db,
+  ) {}
 
   add(topic: string, payloadText: string): void {
     this.count++;
@@ -259,8 +265,12 @@ export class ShipmentBuilder {
     const chunk = `[${this.parts.join(",")}]`;
     // Rollups first: they count only what the journal does not hold yet.
     if (this.topic === "journal") this.statements.push(this.db.prepare(ROLLUP_SQL).bind(chunk));
-    this.statements.push(this.db.prepare(INSERT_SQL[this.topic]).bind(chunk));
-    if (this.topic === "entry") this.entryChunks.push(chunk);
+    if (this.topic === "entry") {
+      this.entryStatements.push(this.entryDb.prepare(INSERT_SQL.entry).bind(chunk));
+      this.entryChunks.push(chunk);
+    } else {
+      this.statements.push(this.db.prepare(INSERT_SQL[this.topic]).bind(chunk));
+    }
     this.parts = [];
     this.bytes = 0;
   }

@@ -3,6 +3,10 @@
  * run of whole DO transactions (outbox `txn`): as many as fit in OUTBOX_BATCH
  * rows, or one transaction alone when it is larger, and it goes to D1 as ONE
  * `db.batch` (one D1 transaction), so D1 never holds part of a transaction.
+ * With several ledger shards (src/db/shards.ts) the entries go first, as one
+ * batch to the account's shard, then everything else with account_heads as
+ * one batch to DB: each database holds whole transactions, and shipped_seq
+ * never claims an entry the shard lacks.
  * Rows travel as JSON arrays, many per statement (INSERT … SELECT FROM
  * json_each), so even a 100 000-entry debit stays within D1's per-statement
  * limits. Entries conflict only on entry_id (`ON CONFLICT (entry_id) DO
@@ -94,10 +98,11 @@ export async function shipOutbox(
   db: D1Database,
   accountId: string | null,
   onAlerts?: OnAlerts,
+  entryDb: D1Database = db,
 ): Promise<Shipped> {
   const span = nextSpan(sql);
   if (span === null) return { ok: true, more: false, count: 0, alertIds: [] };
-  const shipment = new ShipmentBuilder(db);
+  const shipment = new ShipmentBuilder(db, entryDb);
   let firstSeq: number | null = null;
   // Bounded by the span: at most OUTBOX_BATCH rows, or one transaction's rows. The cursor streams them.
   for (const row of sql.exec(
@@ -128,13 +133,21 @@ export async function shipOutbox(
     );
   }
   try {
-    if (statements.length > 0) await db.batch(statements);
+    if (entryDb === db) {
+      const all = [...shipment.entryStatements, ...statements];
+      if (all.length > 0) await db.batch(all);
+    } else {
+      // Two databases, two transactions: the entries first (idempotent by entry_id), then the rest with
+      // account_heads, so shipped_seq never runs ahead of the shard. A failure between them re-sends both.
+      if (shipment.entryStatements.length > 0) await entryDb.batch(shipment.entryStatements);
+      if (statements.length > 0) await db.batch(statements);
+    }
   } catch (e) {
     const error = e instanceof Error ? e.message : String(e);
     const code: ShipFailure = ENTRY_CONFLICT.test(error) ? "ledger_conflict" : "d1_unavailable";
     if (accountId !== null) {
       await markUnshipped(db, accountId, head.knownSeq, head.deadlineMs);
-      if (code === "ledger_conflict") await raiseClash(db, accountId, shipment, firstSeq, error, onAlerts);
+      if (code === "ledger_conflict") await raiseClash(db, accountId, shipment, firstSeq, error, onAlerts, entryDb);
     }
     return { ok: false, error, code };
   }
@@ -149,6 +162,8 @@ export async function shipOutbox(
 /** Where a courier ships, read at each shipment: tests swap the DO's D1 while it lives. */
 export interface Destination {
   db: D1Database;
+  /** The account's ledger shard, where its entries go (DB itself with one shard). */
+  entryDb?: D1Database;
   accountId: string | null;
   onAlerts: OnAlerts;
 }
@@ -170,8 +185,8 @@ export class OutboxCourier {
 
   shipOnce(): Promise<Shipped> {
     if (this.shipping === null) {
-      const { db, accountId, onAlerts } = this.destination();
-      this.shipping = shipOutbox(this.sql, db, accountId, onAlerts).finally(() => {
+      const { db, accountId, onAlerts, entryDb } = this.destination();
+      this.shipping = shipOutbox(this.sql, db, accountId, onAlerts, entryDb ?? db).finally(() => {
         this.shipping = null;
       });
     }

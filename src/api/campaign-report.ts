@@ -3,7 +3,9 @@
  * campaign, per variant (src/reports/campaigns.ts), as JSON or CSV. A report
  * across accounts: an account-scoped key may not read it (403).
  */
+
 import { z } from "@hono/zod-openapi";
+import { replicaReader } from "../db/replica";
 import { campaignReport, campaignTable } from "../reports/campaigns";
 import { MAX_REPORT_ROWS } from "../reports/scope";
 import { pathId, type Role, requireRole, validQuery } from "./context";
@@ -73,7 +75,7 @@ route(
     requireUnscoped(c);
     const campaignId = pathId(c, "campaign_id");
     const q = validQuery(c, CampaignReportQuery);
-    const report = await campaignReport(c.env.DB, campaignId, q.unit);
+    const report = await campaignReport(replicaReader(c.env), campaignId, q.unit);
     if (q.format === "json") return c.json(report, 200);
     const t = campaignTable(report);
     return c.body(csvTable(t.header, t.rows), 200, { "content-type": "text/csv; charset=utf-8" });

@@ -3,7 +3,9 @@
  * CSV, read from D1's journal and its daily rollups only (never an account's
  * Durable Object), so their cost follows days × groups, not accounts.
  */
+
 import { z } from "@hono/zod-openapi";
+import { replicaReader } from "../db/replica";
 import { ApiError } from "../errors";
 import type { CreditType } from "../ledger";
 import { creditsReport, GROUP_BY } from "../reports/credits";
@@ -252,7 +254,7 @@ reportRoute(
     schema: RevenueSchema,
   },
   (c, q) =>
-    revenueReport(c.env.DB, {
+    revenueReport(replicaReader(c.env), {
       currency: q.currency,
       period: q.period,
       spans: spansOf(q),
@@ -275,7 +277,7 @@ reportRoute(
     const now = Date.now();
     const asOfMs = q.as_of === undefined ? now : (parseTime(q.as_of) as number);
     if (asOfMs > now) throw new ApiError("invalid_request", "as_of may not be in the future");
-    return liabilityReport(c.env.DB, { asOfMs, unit: q.unit, scope: scopeOf(q, q.unit) });
+    return liabilityReport(replicaReader(c.env), { asOfMs, unit: q.unit, scope: scopeOf(q, q.unit) });
   },
   liabilityTable,
 );
@@ -289,7 +291,7 @@ reportRoute(
     schema: CreditsSchema,
   },
   (c, q) =>
-    creditsReport(c.env.DB, {
+    creditsReport(replicaReader(c.env), {
       unit: q.unit,
       groupBy: q.group_by,
       period: q.period,

@@ -3,7 +3,7 @@
  * since the last scan (watermark over account_heads.updated_at_ms, with the
  * one-minute overlap of ./touched.ts), sums its consumption per unit in the
  * last hour and in the trailing window before it (index
- * ledger_entries(account_id, recorded_at_ms)), and alerts when the last hour
+ * ledger_entries(account_id, recorded_at_ms) in the account's ledger shard), and alerts when the last hour
  * is ≥ factor × the trailing hourly average — averaged over the hours the
  * unit's history on the account (since its first grant) actually covers, and
  * only once it covers a few (src/ledger/alerts.ts).
@@ -12,6 +12,7 @@
  */
 import { loadAlertSettings } from "../db/alert-settings";
 import { recordAlerts } from "../db/alerts";
+import { ledgerDb } from "../db/shards";
 import { type AlertRecord, CONSUMPTION_KINDS, coveredHours, isUsageSpike, sha256Hex, spikeHour } from "../ledger";
 import { dispatchAlerts } from "../webhooks/dispatch";
 import type { JobContext } from "./job";
@@ -25,7 +26,6 @@ interface UsageRow {
   unit: string;
   last_hour: number;
   trailing: number;
-  first_ms: number | null;
 }
 
 export async function runSpikes(ctx: JobContext) {
@@ -36,25 +36,49 @@ export async function runSpikes(ctx: JobContext) {
   const hourAgo = ctx.nowMs - HOUR_MS;
   const since = hourAgo - settings.spike_trailing_hours * HOUR_MS;
   const kinds = CONSUMPTION_KINDS.map((k) => `'${k}'`).join(",");
-  const sums = await db.batch(
-    touched.rows.map((t) =>
-      db
+  // Consumption from each account's ledger shard (one batch per shard), where each unit's history
+  // starts (its first grant) from the directory in DB: the two live in different databases.
+  const sums: { results: UsageRow[] }[] = new Array(touched.rows.length);
+  const byShard = new Map<D1Database, number[]>();
+  touched.rows.forEach((t, i) => {
+    const shard = ledgerDb(ctx.env, t.account_id);
+    byShard.set(shard, [...(byShard.get(shard) ?? []), i]);
+  });
+  const firstGrant = new Map<string, number>();
+  await Promise.all([
+    ...[...byShard].map(async ([shard, rows]) => {
+      const results = await shard.batch<UsageRow>(
+        rows.map((i) =>
+          shard
+            .prepare(
+              `SELECT unit, SUM(CASE WHEN recorded_at_ms > ? THEN -amount ELSE 0 END) AS last_hour,
+                 SUM(CASE WHEN recorded_at_ms <= ? THEN -amount ELSE 0 END) AS trailing
+               FROM ledger_entries WHERE account_id = ? AND recorded_at_ms > ? AND recorded_at_ms <= ?
+                 AND kind IN (${kinds}) GROUP BY unit`,
+            )
+            .bind(hourAgo, hourAgo, touched.rows[i]?.account_id, since, ctx.nowMs),
+        ),
+      );
+      rows.forEach((i, k) => {
+        sums[i] = { results: results[k]?.results ?? [] };
+      });
+    }),
+    (async () => {
+      const ids = touched.rows.map((t) => t.account_id);
+      const { results } = await db
         .prepare(
-          // first_ms: where the unit's history on the account starts, its first grant (credits are prepaid).
-          `SELECT unit, SUM(CASE WHEN recorded_at_ms > ? THEN -amount ELSE 0 END) AS last_hour,
-             SUM(CASE WHEN recorded_at_ms <= ? THEN -amount ELSE 0 END) AS trailing,
-             (SELECT MIN(g.created_at_ms) FROM grants g WHERE g.account_id = ? AND g.unit = ledger_entries.unit)
-               AS first_ms
-           FROM ledger_entries WHERE account_id = ? AND recorded_at_ms > ? AND recorded_at_ms <= ?
-             AND kind IN (${kinds}) GROUP BY unit`,
+          `SELECT account_id, unit, MIN(created_at_ms) AS first_ms FROM grants
+           WHERE account_id IN (SELECT value FROM json_each(?)) GROUP BY account_id, unit`,
         )
-        .bind(hourAgo, hourAgo, t.account_id, t.account_id, since, ctx.nowMs),
-    ),
-  );
+        .bind(JSON.stringify(ids))
+        .all<{ account_id: string; unit: string; first_ms: number }>();
+      for (const r of results) firstGrant.set(`${r.account_id}\u0000${r.unit}`, Number(r.first_ms));
+    })(),
+  ]);
   const alerts: AlertRecord[] = [];
   touched.rows.forEach((t, i) => {
-    for (const row of (sums[i]?.results ?? []) as UsageRow[]) {
-      const firstMs = row.first_ms === null ? null : Number(row.first_ms);
+    for (const row of sums[i]?.results ?? []) {
+      const firstMs = firstGrant.get(`${t.account_id}\u0000${row.unit}`) ?? null;
       const window = {
         lastHour: Number(row.last_hour),
         trailing: Number(row.trailing),

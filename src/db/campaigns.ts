@@ -14,6 +14,7 @@
 
 import { drizzle } from "drizzle-orm/d1";
 import { type AuditEvent, auditQuery } from "./audit";
+import type { D1Reader } from "./replica";
 
 /** A page of GET /v1/campaigns: `limit` 1 … CAMPAIGNS_PAGE_MAX. */
 export const CAMPAIGNS_PAGE_MAX = 100;
@@ -58,7 +59,7 @@ export interface RedemptionRow {
   reservation: string;
 }
 
-export async function readCampaign(db: D1Database, campaignId: string): Promise<CampaignRow | null> {
+export async function readCampaign(db: D1Reader, campaignId: string): Promise<CampaignRow | null> {
   return db.prepare("SELECT * FROM campaigns WHERE campaign_id = ?").bind(campaignId).first<CampaignRow>();
 }
 

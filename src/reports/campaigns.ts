@@ -13,6 +13,7 @@
  */
 
 import { readCampaign } from "../db/campaigns";
+import type { D1Reader } from "../db/replica";
 import { ApiError } from "../errors";
 import { DEFAULT_UNIT } from "../ledger";
 import { DEFAULT_VARIANT } from "../ledger/campaign";
@@ -167,7 +168,7 @@ function reportSql(campaignId: string, unit: string): Sql {
  * longer does (the campaign was PUT again) follows, by name.
  */
 export async function campaignReport(
-  db: D1Database,
+  db: D1Reader,
   campaignId: string,
   askedUnit: string | undefined,
 ): Promise<CampaignReport> {

@@ -3,6 +3,7 @@
  * campaign), the credits issued and what became of them, breakage in basis
  * points and the average time to consumption. From the daily rollups only.
  */
+import type { D1Reader } from "../db/replica";
 import { avgSecondsToConsume, breakageBps, exact } from "./figures";
 import type { Period, Span } from "./periods";
 import { bucketOf, dayColumn, filtered, groupedRows, KNOWN_CATEGORIES, open, type ReportScope } from "./scope";
@@ -88,7 +89,7 @@ const sumOf = (category: string) => `SUM(CASE WHEN category = '${category}' THEN
  * accounts counted (COUNT DISTINCT over the period's rollup rows). At most
  * MAX_REPORT_ROWS rows, else the report is refused.
  */
-export async function creditsReport(db: D1Database, q: CreditsQuery): Promise<CreditsReport> {
+export async function creditsReport(db: D1Reader, q: CreditsQuery): Promise<CreditsReport> {
   const first = q.spans[0];
   const last = q.spans[q.spans.length - 1];
   const out: CreditsReport = { unit: q.unit, group_by: q.groupBy, periods: [] };

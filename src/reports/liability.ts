@@ -10,6 +10,7 @@
  * rollups key each row by the UTC day of its recorded_at, so the two parts
  * never overlap and never miss a row.
  */
+import type { D1Reader } from "../db/replica";
 import { CREDIT_TYPES, type CreditType } from "../ledger";
 import { exact } from "./figures";
 import { utcDay } from "./periods";
@@ -81,7 +82,7 @@ interface Answer {
  * carry none; currencies with nothing deferred are left out), and the
  * accounts whose credits of the unit do not sum to 0.
  */
-export async function liabilityReport(db: D1Database, q: LiabilityQuery): Promise<LiabilityReport> {
+export async function liabilityReport(db: D1Reader, q: LiabilityQuery): Promise<LiabilityReport> {
   const scope = { ...q.scope, unit: q.unit };
   const day = await dayColumn(db, scope, null, utcDay(q.asOfMs));
   const stmt = open(scope, perAccount(q.asOfMs, scope, day)).add(

@@ -3,6 +3,7 @@
  * what moved it, and closing; tax collected apart by jurisdiction; promotional
  * and compensatory consumption in credits. From the daily rollups only.
  */
+import type { D1Reader } from "../db/replica";
 import type { JournalCategory } from "../ledger";
 import { exact } from "./figures";
 import type { Period, Span } from "./periods";
@@ -123,7 +124,7 @@ export interface RevenueQuery {
  * counted whatever the currency: every currency's report shows the same
  * `*_units` for the same filters. Tax is summed from purchases only.
  */
-export async function revenueReport(db: D1Database, q: RevenueQuery): Promise<RevenueReport> {
+export async function revenueReport(db: D1Reader, q: RevenueQuery): Promise<RevenueReport> {
   const first = q.spans[0];
   const last = q.spans[q.spans.length - 1];
   if (!first || !last) return { currency: q.currency, periods: [] };

@@ -3,6 +3,7 @@
  * report reads D1 only, never an account's Durable Object: the journal and
  * its daily rollups are fed by each account's outbox.
  */
+import type { D1Reader } from "../db/replica";
 import { ApiError } from "../errors";
 import { type CreditType, JOURNAL_CATEGORIES } from "../ledger";
 import { DAY_MS, type Period } from "./periods";
@@ -39,7 +40,7 @@ export class Sql {
     return this;
   }
 
-  statement(db: D1Database): D1PreparedStatement {
+  statement(db: D1Reader): D1PreparedStatement {
     return db.prepare(this.text).bind(...this.binds);
   }
 }
@@ -101,7 +102,7 @@ export function bounded<T>(rows: T[], what: string): T[] {
 }
 
 /** Runs `q` with `tail` and a LIMIT one past MAX_REPORT_ROWS, and refuses a result that reaches it. */
-export async function groupedRows<T>(db: D1Database, q: Sql, tail: string, what: string): Promise<T[]> {
+export async function groupedRows<T>(db: D1Reader, q: Sql, tail: string, what: string): Promise<T[]> {
   q.add(`${tail} LIMIT ?`, MAX_REPORT_ROWS + 1);
   return bounded((await q.statement(db).all<T>()).results, what);
 }
@@ -126,7 +127,7 @@ export const SCAN_SHARE = 1 / 8;
  * just those accounts' days in the window.
  */
 export async function dayColumn(
-  db: D1Database,
+  db: D1Reader,
   scope: ReportScope,
   fromMs: number | null,
   toMs: number,

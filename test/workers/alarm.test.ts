@@ -7,11 +7,13 @@ import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { AccountLedger } from "../../src/account/account-do";
+import { ledgerDb } from "../../src/db/shards";
 import { grant, ledgerStubFor, runAlarm, uid } from "./helpers";
 import { failingD1 } from "./outbox-helpers";
 
 async function d1Count(accountId: string): Promise<number> {
-  const row = await env.DB.prepare("SELECT count(*) AS n FROM ledger_entries WHERE account_id = ?")
+  const row = await ledgerDb(env, accountId)
+    .prepare("SELECT count(*) AS n FROM ledger_entries WHERE account_id = ?")
     .bind(accountId)
     .first<{ n: number }>();
   return row?.n ?? 0;
@@ -67,13 +69,13 @@ describe("the alarm", () => {
     await grant(a, { amount: 10 });
     const stub = ledgerStubFor(a);
     await runInDurableObject(stub, (inst: AccountLedger) => {
-      inst.d1 = failingD1(env.DB);
+      inst.shipVia = failingD1;
     });
     await runAlarm(a);
     expect(await d1Count(a)).toBe(0);
     expect(await storedAlarm(a)).not.toBeNull();
     await runInDurableObject(stub, (inst: AccountLedger) => {
-      inst.d1 = env.DB;
+      inst.shipVia = null;
     });
     await runAlarm(a);
     expect(await d1Count(a)).toBe(1);

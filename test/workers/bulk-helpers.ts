@@ -11,6 +11,7 @@ import { vi } from "vitest";
 import { ledgerStub } from "../../src/account/stub";
 import type { Idempotency, OpContext, Outcome } from "../../src/account/types";
 import { BULK_QUEUE_NAME, type BulkChunkMessage } from "../../src/bulk/queue";
+import { ledgerDbs } from "../../src/db/shards";
 import worker from "../../src/index";
 import type { GrantCommand } from "../../src/ledger";
 import { ADMIN, call, type Res, read, uid } from "./helpers";
@@ -145,15 +146,24 @@ export async function d1GrantCounts(bulkId: string, accountIds: readonly string[
   for (let i = 0; i < accountIds.length; i += 25) {
     await Promise.all(accountIds.slice(i, i + 25).map((a) => ledgerStub(env, a).drain()));
   }
-  const [entries, lots] = await env.DB.batch<{ n: number; accounts: number }>([
-    env.DB.prepare(
-      "SELECT COUNT(*) AS n, COUNT(DISTINCT account_id) AS accounts FROM ledger_entries WHERE grant_id = ? AND kind = 'grant'",
-    ).bind(bulkId),
-    env.DB.prepare("SELECT COUNT(*) AS n, COUNT(DISTINCT account_id) AS accounts FROM grants WHERE grant_id = ?").bind(
-      bulkId,
-    ),
-  ]);
-  return { entries: entries?.results[0], lots: lots?.results[0] };
+  // Entries live on the accounts' ledger shards (an account is on exactly one): the counts add up.
+  const entries = { n: 0, accounts: 0 };
+  for (const db of ledgerDbs(env)) {
+    const row = await db
+      .prepare(
+        "SELECT COUNT(*) AS n, COUNT(DISTINCT account_id) AS accounts FROM ledger_entries WHERE grant_id = ? AND kind = 'grant'",
+      )
+      .bind(bulkId)
+      .first<{ n: number; accounts: number }>();
+    entries.n += Number(row?.n ?? 0);
+    entries.accounts += Number(row?.accounts ?? 0);
+  }
+  const lots = await env.DB.prepare(
+    "SELECT COUNT(*) AS n, COUNT(DISTINCT account_id) AS accounts FROM grants WHERE grant_id = ?",
+  )
+    .bind(bulkId)
+    .first<{ n: number; accounts: number }>();
+  return { entries, lots: lots ?? undefined };
 }
 
 /**

@@ -1,6 +1,7 @@
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { ledgerDb } from "../../src/db/shards";
 import { verifyChain } from "../../src/ledger";
 import { balance, call, grant, ledgerEntries, ledgerStubFor, uid } from "./helpers";
 
@@ -38,7 +39,8 @@ describe("no overspend under concurrency", () => {
     await runDurableObjectAlarm(ledgerStubFor(a));
     const stub = ledgerStubFor(a) as any;
     expect((await stub.drain()).pending).toBe(0);
-    const rows = await env.DB.prepare("SELECT seq, hash FROM ledger_entries WHERE account_id = ? ORDER BY seq")
+    const rows = await ledgerDb(env, a)
+      .prepare("SELECT seq, hash FROM ledger_entries WHERE account_id = ? ORDER BY seq")
       .bind(a)
       .all();
     expect(rows.results.map((r: any) => [r.seq, r.hash])).toEqual(entries.map((e) => [e.seq, e.hash]));

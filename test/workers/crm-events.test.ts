@@ -15,6 +15,7 @@
 import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterAll, describe, expect, it } from "vitest";
+import { ledgerDb } from "../../src/db/shards";
 import worker from "../../src/index";
 import { type DeliveryMessage, dispatchAlerts } from "../../src/webhooks/dispatch";
 import { call, debit, grant, uid } from "./helpers";
@@ -337,13 +338,15 @@ describe("what raises no grant.issued, and what is raised once", () => {
     expect(alerts).toHaveLength(1);
     const alert = alerts[0] as (typeof alerts)[number];
     expect(alert.id).toMatch(/^alert_txn_[0-9a-f-]{36}\.0$/);
-    const { txn } = (await env.DB.prepare("SELECT txn_id AS txn FROM ledger_entries WHERE account_id = ?")
+    const { txn } = (await ledgerDb(env, a)
+      .prepare("SELECT txn_id AS txn FROM ledger_entries WHERE account_id = ?")
       .bind(a)
       .first<{ txn: string }>()) ?? { txn: "" };
     expect(alert.id).toBe(`alert_${txn}.0`);
     expect(
       (
-        await env.DB.prepare("SELECT COUNT(*) AS n FROM ledger_entries WHERE account_id = ?")
+        await ledgerDb(env, a)
+          .prepare("SELECT COUNT(*) AS n FROM ledger_entries WHERE account_id = ?")
           .bind(a)
           .first<{ n: number }>()
       )?.n,

@@ -8,6 +8,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { AccountLedger } from "../../src/account/account-do";
 import { loadGlobalPolicy } from "../../src/db/settings";
+import { ledgerDb } from "../../src/db/shards";
 import { call, grant, ledgerEntries, ledgerStubFor, uid } from "./helpers";
 import { alertsFor, doNow, drain, dropAlarm, HOUR, MINUTE, runCron, setDoClock } from "./jobs-helpers";
 
@@ -140,12 +141,11 @@ describe("overlapping expirations", () => {
 
     // Once D1 is back, one entry ships and the index stops pointing at the lot.
     await runInDurableObject(stub, (inst: AccountLedger) => {
-      inst.d1 = env.DB;
+      inst.shipVia = null;
     });
     await drain(a);
-    const shipped = await env.DB.prepare(
-      "SELECT grant_id, amount FROM ledger_entries WHERE account_id = ? AND kind = 'grant.expired'",
-    )
+    const shipped = await ledgerDb(env, a)
+      .prepare("SELECT grant_id, amount FROM ledger_entries WHERE account_id = ? AND kind = 'grant.expired'")
       .bind(a)
       .all();
     expect(shipped.results).toEqual([{ grant_id: g.grant.grant_id, amount: -70 }]);

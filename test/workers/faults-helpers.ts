@@ -11,6 +11,7 @@ import { env } from "cloudflare:workers";
 import canonicalize from "canonicalize";
 import { expect } from "vitest";
 import type { AccountLedger } from "../../src/account/account-do";
+import { ledgerDb } from "../../src/db/shards";
 import { faultsInjected, setFaultPlan } from "../../src/faults";
 import { call, ledgerEntries, ledgerStubFor } from "./helpers";
 import { runCron } from "./jobs-helpers";
@@ -99,7 +100,8 @@ export async function checkAccount(accountId: string, units: readonly string[] =
     }
   }
   expect(entries.map((e) => e.seq)).toEqual(entries.map((_, i) => i + 1));
-  const d1 = await env.DB.prepare("SELECT entry_id, seq, hash FROM ledger_entries WHERE account_id = ? ORDER BY seq")
+  const d1 = await ledgerDb(env, accountId)
+    .prepare("SELECT entry_id, seq, hash FROM ledger_entries WHERE account_id = ? ORDER BY seq")
     .bind(accountId)
     .all<{ entry_id: string; seq: number; hash: string }>();
   expect(d1.results.map((r) => [r.entry_id, r.seq, r.hash])).toEqual(entries.map((e) => [e.entry_id, e.seq, e.hash]));

@@ -11,6 +11,7 @@ import canonicalize from "canonicalize";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { AccountLedger } from "../../src/account/account-do";
+import { ledgerDb } from "../../src/db/shards";
 import { advanceClock, call, iso, ledgerEntries, ledgerStubFor, uid } from "./helpers";
 
 const TYPES = ["promotional", "compensatory", "purchased"] as const;
@@ -200,7 +201,8 @@ async function checkInvariants(accountId: string) {
   await runInDurableObject(ledgerStubFor(accountId), async (inst: AccountLedger) => {
     expect((await inst.drain()).pending).toBe(0);
   });
-  const d1 = await env.DB.prepare("SELECT entry_id, seq, hash FROM ledger_entries WHERE account_id = ? ORDER BY seq")
+  const d1 = await ledgerDb(env, accountId)
+    .prepare("SELECT entry_id, seq, hash FROM ledger_entries WHERE account_id = ? ORDER BY seq")
     .bind(accountId)
     .all();
   expect(d1.results.map((r: any) => [r.entry_id, r.seq, r.hash])).toEqual(

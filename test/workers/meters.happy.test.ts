@@ -8,6 +8,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { entryFromD1 } from "../../src/db/reconciliation";
+import { ledgerDb } from "../../src/db/shards";
 import { verifyChain } from "../../src/ledger";
 import { balance, call, grant, ledgerEntries, runAlarm, uid } from "./helpers";
 
@@ -180,7 +181,8 @@ describe("meters", () => {
 
     // Shipped to D1 with the rating, and rebuilt from D1 exactly (what reconciliation hashes).
     await runAlarm(a);
-    const { results } = await env.DB.prepare("SELECT * FROM ledger_entries WHERE account_id = ? ORDER BY seq")
+    const { results } = await ledgerDb(env, a)
+      .prepare("SELECT * FROM ledger_entries WHERE account_id = ? ORDER BY seq")
       .bind(a)
       .all();
     const fromD1 = results.map((r) => entryFromD1(r as unknown as Parameters<typeof entryFromD1>[0]));

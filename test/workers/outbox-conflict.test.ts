@@ -9,17 +9,19 @@ import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { AccountLedger } from "../../src/account/account-do";
+import { ledgerDb } from "../../src/db/shards";
 import { call, debit, grant, ledgerEntries, ledgerStubFor, uid } from "./helpers";
 import { alertsFor, drain } from "./jobs-helpers";
 import { d1Entries, drainVia, failingD1, logLines, shipTo } from "./outbox-helpers";
 
 /** Writes a row into D1 ledger_entries that the DO never wrote: `seq` taken by `entryId`. */
 async function plant(accountId: string, seq: number, entryId: string) {
-  await env.DB.prepare(
-    `INSERT INTO ledger_entries (entry_id, account_id, seq, txn_id, kind, unit, amount, held_delta, grant_id,
+  await ledgerDb(env, accountId)
+    .prepare(
+      `INSERT INTO ledger_entries (entry_id, account_id, seq, txn_id, kind, unit, amount, held_delta, grant_id,
       credit_type, ref, actor, reason, effective_at_ms, recorded_at_ms, prev_hash, hash)
      VALUES (?, ?, ?, 'txn_forged', 'debit', 'credits', -1, 0, NULL, NULL, NULL, 'forger', NULL, 0, 0, ?, ?)`,
-  )
+    )
     .bind(entryId, accountId, seq, "0".repeat(64), "f".repeat(64))
     .run();
 }

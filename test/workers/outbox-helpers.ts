@@ -2,7 +2,8 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import type { AccountLedger } from "../../src/account/account-do";
-import { ledgerStubFor } from "./helpers";
+import { ledgerDb, ledgerShardCount, shardOf } from "../../src/db/shards";
+import { ledgerStubFor, uid } from "./helpers";
 
 type Batch = (statements: D1PreparedStatement[]) => Promise<D1Result[]>;
 
@@ -82,7 +83,7 @@ export function failingD1(real: D1Database): D1Database {
 /** Points the account's DO at `db` (built from the real D1) and drops its alarm, so only the test ships. */
 export async function shipTo(accountId: string, db: (real: D1Database) => D1Database): Promise<void> {
   await runInDurableObject(ledgerStubFor(accountId), async (inst: AccountLedger, state) => {
-    inst.d1 = db(env.DB);
+    inst.shipVia = db;
     await state.storage.deleteAlarm();
   });
 }
@@ -94,9 +95,10 @@ export async function drainVia(accountId: string): Promise<{ ok: boolean; pendin
 
 /** The account's rows in D1 ledger_entries, by seq. */
 export async function d1Entries(accountId: string) {
-  const rows = await env.DB.prepare(
-    "SELECT entry_id, seq, txn_id, kind, amount, held_delta, prev_hash, hash FROM ledger_entries WHERE account_id = ? ORDER BY seq",
-  )
+  const rows = await ledgerDb(env, accountId)
+    .prepare(
+      "SELECT entry_id, seq, txn_id, kind, amount, held_delta, prev_hash, hash FROM ledger_entries WHERE account_id = ? ORDER BY seq",
+    )
     .bind(accountId)
     .all<{
       entry_id: string;
@@ -131,4 +133,18 @@ export function logLines(spy: { mock: { calls: unknown[][] } }, event: string): 
       return [];
     }
   });
+}
+
+/**
+ * A fresh account id whose ledger history lives on `shard` (the suites run two). Tests of how one
+ * D1 batch carries a shipment use shard 0, where entries and the rest share DB; shards.test.ts
+ * covers an account on another shard.
+ */
+export function uidOnShard(shard: number, prefix = "acct"): string {
+  const shards = ledgerShardCount(env);
+  for (let i = 0; i < 1000; i++) {
+    const id = uid(prefix);
+    if (shardOf(id, shards) === shard) return id;
+  }
+  throw new Error(`no id on shard ${shard} of ${shards} in 1000 tries`);
 }

@@ -9,9 +9,10 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { AccountLedger } from "../../src/account/account-do";
 import { OUTBOX_BATCH, SHIP_CHUNK_BYTES } from "../../src/account/outbox";
+import { ledgerDb } from "../../src/db/shards";
 import { debit, grant, ledgerStubFor, uid } from "./helpers";
 import { drain } from "./jobs-helpers";
-import { drainVia, failingD1, interceptBatch, outboxTxns, recordingD1, shipTo } from "./outbox-helpers";
+import { drainVia, failingD1, interceptBatch, outboxTxns, recordingD1, shipTo, uidOnShard } from "./outbox-helpers";
 
 /** `n` lots of one credit each, shipped: a debit of k credits then writes k entries and k grant rows. */
 async function unitLots(accountId: string, n: number, unit = "credits") {
@@ -20,9 +21,8 @@ async function unitLots(accountId: string, n: number, unit = "credits") {
 
 /** Debit entries per transaction in D1 for the account. */
 async function d1DebitsByTxn(accountId: string): Promise<Map<string, number>> {
-  const rows = await env.DB.prepare(
-    "SELECT txn_id, count(*) AS n FROM ledger_entries WHERE account_id = ? AND kind = 'debit' GROUP BY txn_id",
-  )
+  const rows = await ledgerDb(env, accountId)
+    .prepare("SELECT txn_id, count(*) AS n FROM ledger_entries WHERE account_id = ? AND kind = 'debit' GROUP BY txn_id")
     .bind(accountId)
     .all<{ txn_id: string; n: number }>();
   return new Map(rows.results.map((r) => [r.txn_id, Number(r.n)]));
@@ -55,7 +55,7 @@ function observed<T>(look: () => Promise<T>, fail: (call: number) => boolean = (
 
 describe("shipping never splits a transaction", () => {
   it("a 60-entry debit ships whole or not at all", async () => {
-    const a = uid();
+    const a = uidOnShard(0); // one database: a shipment is one D1 batch
     await unitLots(a, 60);
     await drain(a);
     await shipTo(a, failingD1);
@@ -83,7 +83,7 @@ describe("shipping never splits a transaction", () => {
   });
 
   it("small transactions fill shipments of at most OUTBOX_BATCH rows without splitting any", async () => {
-    const a = uid();
+    const a = uidOnShard(0); // one database: a shipment is one D1 batch
     await unitLots(a, 80);
     await drain(a);
     await shipTo(a, failingD1);
@@ -108,7 +108,7 @@ describe("shipping never splits a transaction", () => {
   });
 
   it("a transaction larger than a batch ships alone, in one D1 batch, between its neighbours", async () => {
-    const a = uid();
+    const a = uidOnShard(0); // one database: a shipment is one D1 batch
     await unitLots(a, 60);
     await grant(a, { amount: 100, unit: "tokens" });
     await drain(a);
@@ -138,7 +138,7 @@ describe("shipping never splits a transaction", () => {
 
 describe("a very large transaction stays inside D1's limits", () => {
   it("20 000 entries of one transaction ship in one D1 batch of statements D1 accepts", async () => {
-    const a = uid();
+    const a = uidOnShard(0); // one database: a shipment is one D1 batch
     await grant(a, { amount: 10 });
     await drain(a);
     const n = 20_000;

@@ -2,6 +2,7 @@ import { createExecutionContext, runDurableObjectAlarm, runInDurableObject } fro
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { AccountLedger } from "../../src/account/account-do";
+import { ledgerDb } from "../../src/db/shards";
 import worker from "../../src/index";
 import { balance, call, debit, grant, ledgerEntries, ledgerStubFor, uid } from "./helpers";
 import { d1Entries, failingD1 } from "./outbox-helpers";
@@ -34,7 +35,7 @@ describe("outbox to D1", () => {
     await grant(a, { amount: 100 });
     const stub = ledgerStubFor(a);
     await runInDurableObject(stub, (inst: AccountLedger) => {
-      inst.d1 = failingD1(env.DB);
+      inst.shipVia = failingD1;
     });
     for (let i = 0; i < 30; i++) expect((await debit(a, 2)).status).toBe(200);
     // The alarm tries, fails, and keeps everything for the next try.
@@ -47,7 +48,7 @@ describe("outbox to D1", () => {
 
     // D1 recovers: the outbox drains and D1 equals the DO, entry for entry.
     await runInDurableObject(stub, async (inst: AccountLedger) => {
-      inst.d1 = env.DB;
+      inst.shipVia = null;
       await inst.drain();
     });
     const doEntries = await ledgerEntries(a);
@@ -89,11 +90,12 @@ describe("outbox to D1", () => {
       await inst.drain();
     });
     await expect(
-      env.DB.prepare("UPDATE ledger_entries SET amount = 1 WHERE account_id = ?").bind(a).run(),
+      ledgerDb(env, a).prepare("UPDATE ledger_entries SET amount = 1 WHERE account_id = ?").bind(a).run(),
     ).rejects.toThrow(/append-only/);
-    await expect(env.DB.prepare("DELETE FROM ledger_entries WHERE account_id = ?").bind(a).run()).rejects.toThrow(
-      /append-only/,
-    );
+    // A delete is refused unless an archive segment in R2 covers the row (migrations/0014_archive.sql).
+    await expect(
+      ledgerDb(env, a).prepare("DELETE FROM ledger_entries WHERE account_id = ?").bind(a).run(),
+    ).rejects.toThrow(/only an archived entry leaves D1/);
     await runInDurableObject(stub, (_inst: AccountLedger, state) => {
       expect(() => state.storage.sql.exec("UPDATE entries SET amount = 1")).toThrow(/immutable/);
       expect(() => state.storage.sql.exec("DELETE FROM entries")).toThrow(/immutable/);

@@ -11,8 +11,24 @@ import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { AccountLedger } from "../../src/account/account-do";
+import { ledgerDb } from "../../src/db/shards";
 import { call, debit, grant, ledgerEntries, ledgerStubFor, uid } from "./helpers";
 import { alertsFor, drain, runCron } from "./jobs-helpers";
+
+/** Runs `tamper` on this test database with one of its ledger triggers dropped, then puts the trigger back as it was. */
+async function withoutTrigger(db: D1Database, name: string, tamper: (db: D1Database) => Promise<unknown>) {
+  const sql = await db
+    .prepare("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?")
+    .bind(name)
+    .first<string>("sql");
+  if (!sql) throw new Error(`no trigger ${name}`);
+  await db.prepare(`DROP TRIGGER ${name}`).run();
+  try {
+    await tamper(db);
+  } finally {
+    await db.prepare(sql).run();
+  }
+}
 
 async function latestRun() {
   const list = await call("GET", "/v1/reconciliation/runs?limit=1");
@@ -65,7 +81,7 @@ async function breakOutbox(accountId: string) {
     /** Restores D1 and drops the retry alarm, so nothing ships until the cron asks. */
     heal: () =>
       runInDurableObject(stub, async (inst: AccountLedger, state) => {
-        inst.d1 = env.DB;
+        inst.shipVia = null;
         await state.storage.deleteAlarm();
       }),
   };
@@ -105,22 +121,20 @@ describe("reconciliation", () => {
     const clean = await busyAccount();
 
     // Tamper with this test database only: remove seq 3 of one account.
-    await env.DB.exec("DROP TRIGGER ledger_entries_no_delete");
-    await env.DB.prepare("DELETE FROM ledger_entries WHERE account_id = ? AND seq = 3").bind(removed).run();
-    await env.DB.exec(
-      "CREATE TRIGGER ledger_entries_no_delete BEFORE DELETE ON ledger_entries BEGIN SELECT RAISE(ABORT, 'ledger_entries is append-only'); END",
+    await withoutTrigger(ledgerDb(env, removed), "ledger_entries_no_delete", (db) =>
+      db.prepare("DELETE FROM ledger_entries WHERE account_id = ? AND seq = 3").bind(removed).run(),
     );
     // And forge a row after another account's head, with a hash that is not the chain's.
-    const head = await env.DB.prepare(
-      "SELECT seq, hash, unit, grant_id FROM ledger_entries WHERE account_id = ? ORDER BY seq DESC LIMIT 1",
-    )
+    const head = await ledgerDb(env, forged)
+      .prepare("SELECT seq, hash, unit, grant_id FROM ledger_entries WHERE account_id = ? ORDER BY seq DESC LIMIT 1")
       .bind(forged)
       .first<{ seq: number; hash: string; unit: string; grant_id: string }>();
-    await env.DB.prepare(
-      `INSERT INTO ledger_entries (entry_id, account_id, seq, txn_id, kind, unit, amount, held_delta, grant_id,
-        credit_type, ref, actor, reason, effective_at_ms, recorded_at_ms, prev_hash, hash)
-       VALUES (?, ?, ?, 'txn_forged', 'debit', ?, -1, 0, ?, 'purchased', 'forged', 'nobody', NULL, ?, ?, ?, ?)`,
-    )
+    await ledgerDb(env, forged)
+      .prepare(
+        `INSERT INTO ledger_entries (entry_id, account_id, seq, txn_id, kind, unit, amount, held_delta, grant_id,
+          credit_type, ref, actor, reason, effective_at_ms, recorded_at_ms, prev_hash, hash)
+         VALUES (?, ?, ?, 'txn_forged', 'debit', ?, -1, 0, ?, 'purchased', 'forged', 'nobody', NULL, ?, ?, ?, ?)`,
+      )
       .bind(
         `forged-${forged}`,
         forged,
@@ -156,7 +170,8 @@ describe("reconciliation", () => {
     });
 
     // Never a silent fix: D1 still lacks the row, the DO still has it, and the forged row is still there.
-    const d1Seqs = await env.DB.prepare("SELECT seq FROM ledger_entries WHERE account_id = ? ORDER BY seq")
+    const d1Seqs = await ledgerDb(env, removed)
+      .prepare("SELECT seq FROM ledger_entries WHERE account_id = ? ORDER BY seq")
       .bind(removed)
       .all<{ seq: number }>();
     expect(d1Seqs.results.map((r) => r.seq)).toEqual([1, 2, 4, 5, 6, 7]);
@@ -192,7 +207,7 @@ describe("reconciliation", () => {
     expect(run.accounts_lagging).toBeGreaterThanOrEqual(1);
     expect(drifts.filter((d) => d.account_id === a)).toEqual([]);
     await runInDurableObject(stub, (inst: AccountLedger) => {
-      inst.d1 = env.DB;
+      inst.shipVia = null;
     });
   });
 
@@ -255,10 +270,8 @@ describe("reconciliation", () => {
     expect(await checkpointOf(a)).toMatchObject({ verified_seq: 7, behind: 0 });
 
     // Tamper with this test database only: change seq 2's reason. Sums, count and head are all unchanged.
-    await env.DB.exec("DROP TRIGGER ledger_entries_no_update");
-    await env.DB.prepare("UPDATE ledger_entries SET reason = 'edited' WHERE account_id = ? AND seq = 2").bind(a).run();
-    await env.DB.exec(
-      "CREATE TRIGGER ledger_entries_no_update BEFORE UPDATE ON ledger_entries BEGIN SELECT RAISE(ABORT, 'ledger_entries is append-only'); END",
+    await withoutTrigger(ledgerDb(env, a), "ledger_entries_no_update", (db) =>
+      db.prepare("UPDATE ledger_entries SET reason = 'edited' WHERE account_id = ? AND seq = 2").bind(a).run(),
     );
 
     // The audit cursor reaches the account (its id is the first after this one).
@@ -270,7 +283,8 @@ describe("reconciliation", () => {
     expect(found[0].detail).toMatch(/^audit: D1 chain breaks at seq 2: hash does not match/);
     expect((await alertsFor(a, "reconciliation.drift"))[0]!.data).toMatchObject({ kinds: "chain" });
     // Reported, never repaired: D1 still holds the edit; the pass starts again next time.
-    const reason = await env.DB.prepare("SELECT reason FROM ledger_entries WHERE account_id = ? AND seq = 2")
+    const reason = await ledgerDb(env, a)
+      .prepare("SELECT reason FROM ledger_entries WHERE account_id = ? AND seq = 2")
       .bind(a)
       .first<string>("reason");
     expect(reason).toBe("edited");

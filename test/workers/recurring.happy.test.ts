@@ -6,6 +6,7 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { ledgerDb } from "../../src/db/shards";
 import { verifyChain } from "../../src/ledger";
 import { periodStartMs } from "../../src/ledger/recurring";
 import { balance, call, iso, ledgerEntries, runAlarm, uid } from "./helpers";
@@ -105,7 +106,8 @@ describe("a monthly allowance of 1000 with rollover capped at 300 for one period
 
     // D1 holds the same entries; rollovers write no journal rows (neither issuance nor expiry).
     await drain(a);
-    const d1 = await env.DB.prepare("SELECT COUNT(*) AS n, SUM(amount) AS s FROM ledger_entries WHERE account_id = ?")
+    const d1 = await ledgerDb(env, a)
+      .prepare("SELECT COUNT(*) AS n, SUM(amount) AS s FROM ledger_entries WHERE account_id = ?")
       .bind(a)
       .first<{ n: number; s: number }>();
     expect(d1).toEqual({ n: entries.length, s: 1300 });
