@@ -13,7 +13,7 @@ import {
 } from "../ledger";
 import type { AwaitingGrant } from "../ledger/awaiting";
 import { type AccountCore, POLICY_UNKNOWN } from "./core";
-import { type InvoiceRecord, readInvoice, readInvoiceAllocations } from "./storage";
+import { type InvoiceRecord, readInvoice, readInvoiceAllocations, refundApplied } from "./storage";
 import type { Idempotency, Json, OpContext, Outcome } from "./types";
 import { answer, balanceJson, fromLedgerError, grantBody, missingAccount, refuse } from "./views";
 
@@ -142,10 +142,7 @@ export function refund(core: AccountCore, ctx: OpContext, req: RefundRequest, id
   const first = core.recall("refund", idem);
   if (first) return first;
   // Past the idempotency retention the record is gone but the entry is not: never refund twice.
-  if (
-    core.sql.exec("SELECT 1 FROM entries WHERE ref = ? AND kind = 'grant.refunded' LIMIT 1", req.refundId).toArray()
-      .length > 0
-  ) {
+  if (refundApplied(core.sql, req.refundId)) {
     return refuse({ code: "idempotency_conflict", detail: `refund ${req.refundId} was already applied` });
   }
   if (core.sweepDue(ctx) === null) return POLICY_UNKNOWN;

@@ -22,8 +22,10 @@ import type { AwaitingGrant } from "../ledger/awaiting";
 import { type AccountCore, POLICY_UNKNOWN } from "./core";
 import { getHold } from "./hold-ops";
 import * as store from "./storage";
+import type { TimeTravel } from "./time-travel";
 import type { OpContext, Outcome, PolicyPatch } from "./types";
 import { answer, balanceJson, missingAccount, refuse } from "./views";
+import type { AccountWindow } from "./window";
 
 /** A grants page lists at most this many lots. */
 export const GRANTS_PAGE_MAX = 1000;
@@ -35,7 +37,9 @@ export const DEBIT_APPLIED_MAX = 1000;
 /**
  * The balance now, or as of a past time. A past balance reads each lot's
  * last mark at or before that time: one index probe per lot of the unit,
- * whatever the length of the history.
+ * whatever the length of the history; below the window floor, the
+ * checkpoint before it and one interval of entries (time-travel.ts), which
+ * is the one case that answers asynchronously.
  */
 export function balance(
   core: AccountCore,
@@ -43,7 +47,8 @@ export function balance(
   unit: string,
   asOfMs: number | null,
   awaitingAsOf?: (unit: string, asOfMs: number) => { records: Iterable<AwaitingGrant>; more: boolean },
-): Outcome {
+  past?: TimeTravel,
+): Outcome | Promise<Outcome> {
   const { accountId } = ctx;
   if (core.account === null) return missingAccount(accountId);
   if (asOfMs === null) {
@@ -51,11 +56,18 @@ export function balance(
     return answer(balanceJson(accountId, unit, core.now(), core.lots, core.awaitingOpen.values(), BALANCE_LIST_MAX));
   }
   if (asOfMs > core.now()) return refuse({ code: "invalid_request", detail: "as_of may not be in the future" });
-  const terms = [...core.lots.values()].filter((lot) => lot.unit === unit);
-  const lots = lotsAsOf(terms, (grantId) => store.readMark(core.sql, grantId, asOfMs), asOfMs);
-  // Grants awaiting payment as they stood then (recorded by then, not yet activated or cancelled).
-  const then = awaitingAsOf?.(unit, asOfMs) ?? { records: [], more: false };
-  return answer(balanceJson(accountId, unit, asOfMs, lots, then.records, BALANCE_LIST_MAX, then.more));
+  const at = asOfMs;
+  const body = (lots: Lot[]) => {
+    // Grants awaiting payment as they stood then (recorded by then, not yet activated or cancelled).
+    const then = awaitingAsOf?.(unit, at) ?? { records: [], more: false };
+    return answer(balanceJson(accountId, unit, at, lots, then.records, BALANCE_LIST_MAX, then.more));
+  };
+  if (past === undefined) {
+    const terms = [...core.lots.values()].filter((lot) => lot.unit === unit);
+    return body(lotsAsOf(terms, (grantId) => store.readMark(core.sql, grantId, at), at));
+  }
+  const inWindow = past.statesInWindow(at, unit);
+  return inWindow !== null ? body(inWindow) : past.lotStatesAt(at, unit).then(body);
 }
 
 export interface GrantsQuery {
@@ -63,19 +75,28 @@ export interface GrantsQuery {
   /** The grant_id the previous page ended with (null: from the first lot). */
   cursor: string | null;
   limit: number;
+  /** The lots as they stood then (remaining, held, status), those that existed; absent: now. */
+  asOfMs?: number | null;
 }
 
-/** Lots in creation order, optionally of one status, a page at a time. */
-export function listGrants(core: AccountCore, accountId: string, q: GrantsQuery): Outcome {
+/** Lots as they stood at `q.asOfMs` (time-travel.ts), listed as listGrants lists them now. */
+export async function listGrantsAsOf(core: AccountCore, past: TimeTravel, accountId: string, q: GrantsQuery) {
+  if (core.account === null || q.asOfMs === undefined || q.asOfMs === null) return listGrants(core, accountId, q);
+  if (q.asOfMs > core.now()) return refuse({ code: "invalid_request", detail: "as_of may not be in the future" });
+  return listGrants(core, accountId, q, await past.lotStatesAt(q.asOfMs));
+}
+
+/** Lots in creation order, optionally of one status, a page at a time (`then`: as they stood at q.asOfMs). */
+export function listGrants(core: AccountCore, accountId: string, q: GrantsQuery, then?: Lot[]): Outcome {
   if (core.account === null) return missingAccount(accountId);
-  const nowMs = core.now();
+  const nowMs = then === undefined ? core.now() : (q.asOfMs ?? core.now());
   const afterOrder = q.cursor === null ? 0 : core.lots.get(q.cursor)?.createdOrder;
   if (afterOrder === undefined) return refuse({ code: "invalid_request", detail: "cursor: no such grant" });
   const limit = Math.min(q.limit, GRANTS_PAGE_MAX);
   const page: Lot[] = [];
   let more = false;
   // Map order is creation order: lots load ORDER BY created_order and new ones are appended.
-  for (const lot of core.lots.values()) {
+  for (const lot of then ?? core.lots.values()) {
     if (lot.createdOrder <= afterOrder) continue;
     if (q.status !== null && lotStatus(lot, nowMs) !== q.status) continue;
     if (page.length === limit) {
@@ -144,13 +165,18 @@ export function holdStatus(core: AccountCore, ctx: OpContext, holdId: string): O
   return answer(holdView(hold));
 }
 
-/** One debit: what it was asked with (metadata included) and the lots it drew from. */
-export function getDebit(core: AccountCore, accountId: string, debitId: string): Outcome {
+/** One debit: what it was asked with (metadata included) and the lots it drew from (below the floor: the tiers). */
+export async function getDebit(
+  core: AccountCore,
+  window: AccountWindow,
+  accountId: string,
+  debitId: string,
+): Promise<Outcome> {
   if (core.account === null) return missingAccount(accountId);
   const d = store.readDebit(core.sql, debitId);
   if (!d) return refuse({ code: "not_found", detail: `debit ${debitId} does not exist` });
   const last = Math.min(d.lastSeq, d.firstSeq + DEBIT_APPLIED_MAX);
-  const entries = store.readEntryRange(core.sql, accountId, d.firstSeq, last);
+  const entries = await window.entries(d.firstSeq - 1, last);
   const applied = entries.map((e) => ({
     grantId: e.grant_id ?? "",
     type: e.credit_type as CreditType,
@@ -172,10 +198,21 @@ export function getDebit(core: AccountCore, accountId: string, debitId: string):
   });
 }
 
-/** Entries after `afterSeq`, oldest first, at most `limit` (the caller bounds it). */
-export function ledger(core: AccountCore, accountId: string, afterSeq: number, limit: number): Outcome {
+/**
+ * Entries after `afterSeq`, oldest first, at most `limit` (the caller bounds
+ * it). Below the window floor they come from the tiers (window.ts), then
+ * from the object: the same pages before and after compaction.
+ */
+export async function ledger(
+  core: AccountCore,
+  window: AccountWindow,
+  accountId: string,
+  afterSeq: number,
+  limit: number,
+): Promise<Outcome> {
   if (core.account === null) return missingAccount(accountId);
-  const entries = store.readEntriesAfter(core.sql, accountId, afterSeq, limit + 1);
+  // The chain is gapless, 1..head: the limit + 1 entries after afterSeq are the seqs up to afterSeq + limit + 1.
+  const entries = await window.entries(afterSeq, Math.min(core.headSeq, afterSeq + limit + 1));
   const more = entries.length > limit;
   const page = more ? entries.slice(0, limit) : entries;
   const next = more ? (page[page.length - 1]?.seq ?? null) : null;

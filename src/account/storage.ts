@@ -56,6 +56,13 @@ export function readEntryRange(sql: SqlStorage, accountId: string, fromSeq: numb
   return rows.toArray().map((r) => entryFromRow(accountId, r));
 }
 
+/** Whether a refund id was used: its grant.refunded entry, or the id kept when the entry left the window. */
+export function refundApplied(sql: SqlStorage, refundId: string): boolean {
+  const inWindow = sql.exec("SELECT 1 FROM entries WHERE ref = ? AND kind = 'grant.refunded' LIMIT 1", refundId);
+  if (inWindow.toArray().length > 0) return true;
+  return sql.exec("SELECT 1 FROM compacted_refunds WHERE refund_id = ?", refundId).toArray().length > 0;
+}
+
 /**
  * A lot's remaining and held after the last transaction recorded at or
  * before `asOfMs` (null: the lot had no entry yet). One index probe.

@@ -206,6 +206,10 @@ const ListQuery = z.strictObject({
   status: z.enum(["active", "pending", "expired", "depleted", "voided", "awaiting_payment"]).optional(),
   cursor: Id.optional().openapi({ description: "next_cursor of the previous page" }),
   limit: Limit(GRANTS_PAGE_MAX, 100),
+  as_of: Time.optional().openapi({
+    description:
+      "Each grant as it stood then (remaining, held, status; entries recorded at or before it); not in the future",
+  }),
 });
 
 route(
@@ -224,10 +228,13 @@ route(
     requireRole(c, READERS);
     const accountId = pathId(c, "account_id");
     const q = validQuery(c, ListQuery);
+    const asOfMs = q.as_of === undefined ? null : (parseTime(q.as_of) as number);
     if (q.status === "awaiting_payment") {
+      if (asOfMs !== null)
+        throw new ApiError("invalid_request", "as_of lists lots; it cannot be combined with awaiting_payment");
       return send(c, await ledgerOf(c, accountId).listAwaiting(accountId, q.cursor ?? null, q.limit));
     }
-    const query = { status: q.status ?? null, cursor: q.cursor ?? null, limit: q.limit };
+    const query = { status: q.status ?? null, cursor: q.cursor ?? null, limit: q.limit, asOfMs };
     return send(c, await ledgerOf(c, accountId).listGrants(accountId, query));
   },
 );

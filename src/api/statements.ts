@@ -4,6 +4,7 @@
  * against /.well-known/jwks.json with SHA-256 alone (docs/receipts.md).
  */
 import { z } from "@hono/zod-openapi";
+import { ApiError } from "../errors";
 import { STATEMENT_MAX_ENTRIES } from "../ledger/statement";
 import { receiptKeys } from "../receipts/keys";
 import { signStatement, type UnsignedStatement } from "../receipts/statement";
@@ -12,11 +13,33 @@ import { EntrySchema } from "./ledger";
 import { resource, route } from "./route";
 import { AccountIdParam, json, parseTime, problems, Time, Unit } from "./schemas";
 
-const StatementQuery = z.strictObject({
-  from: Time.openapi({ description: "Start of the window, inclusive (by entry recorded_at)" }),
-  to: Time.openapi({ description: "End of the window, exclusive; not after the account's clock" }),
-  unit: Unit.default("credits"),
-});
+const StatementQuery = z
+  .strictObject({
+    from: Time.openapi({ description: "Start of the window, inclusive (by entry recorded_at)" }),
+    to: Time.optional().openapi({
+      description: "End of the window, exclusive; not after the account's clock. Required unless `as_of` is given",
+    }),
+    as_of: Time.optional().openapi({
+      description:
+        "The statement as it stood at this time: the entries recorded at or before it. Without `to`, the " +
+        "window ends just after `as_of`; with `to`, `to` may not be later than `as_of`",
+    }),
+    unit: Unit.default("credits"),
+  })
+  .superRefine((q, ctx) => {
+    if (q.to === undefined && q.as_of === undefined) {
+      ctx.addIssue({ code: "custom", path: ["to"], message: "required unless as_of is given" });
+    }
+  });
+
+/** The window's exclusive end: `to`, or just after `as_of` (entries recorded at or before it). */
+function windowEnd(q: { to?: string; as_of?: string }): number {
+  const toMs = q.to === undefined ? null : (parseTime(q.to) as number);
+  if (q.as_of === undefined) return toMs as number;
+  const asOfMs = parseTime(q.as_of) as number;
+  if (toMs !== null && toMs > asOfMs) throw new ApiError("invalid_request", "to may not be later than as_of");
+  return toMs ?? asOfMs + 1;
+}
 
 const Figure = (description: string) => z.number().int().openapi({ description });
 
@@ -64,7 +87,7 @@ route(
     const q = validQuery(c, StatementQuery);
     // Time has already refused anything parseTime cannot read.
     const fromMs = parseTime(q.from) as number;
-    const toMs = parseTime(q.to) as number;
+    const toMs = windowEnd(q);
     const outcome = await ledgerOf(c, accountId).statement(accountId, q.unit, fromMs, toMs);
     if (!outcome.ok) return send(c, outcome);
     const unsigned = outcome.body as unknown as UnsignedStatement;

@@ -65,7 +65,7 @@ describe("balance as_of", () => {
       return mid;
     });
 
-    const rowsRead = await runInDurableObject(stub, (inst: AccountLedger) => {
+    const rowsRead = await runInDurableObject(stub, async (inst: AccountLedger) => {
       const sql = (inst as unknown as { core: { sql: SqlStorage } }).core.sql;
       const exec = sql.exec.bind(sql);
       const cursors: SqlStorageCursor<Record<string, SqlStorageValue>>[] = [];
@@ -76,7 +76,7 @@ describe("balance as_of", () => {
       }) as typeof sql.exec;
       try {
         const ctx = { accountId: a, actor: "test:gateway", requestId: "r", globalPolicy: DEFAULT_POLICY };
-        const out = inst.balance(ctx, "credits", middle);
+        const out = await inst.balance(ctx, "credits", middle);
         if (!out.ok) throw new Error(out.problem.detail);
         expect((out.body as { available: number }).available).toBe(10_000 - 1_500);
       } finally {

@@ -104,7 +104,7 @@ const CASES: Case[] = [
   ),
   // Unknown query parameters (and known ones in another case, or from another list).
   ...LISTS.flatMap((list) =>
-    ["foo=1", "Limit=2", "after=g-1", "unit=credits", "limit=2&extra=", "as_of=2026-01-01T00:00:00Z"].map((q) =>
+    ["foo=1", "Limit=2", "after=g-1", "unit=credits", "limit=2&extra=", "asOf=2026-01-01T00:00:00Z"].map((q) =>
       route(`unknown query ${q}`, `${list(A)}?${q}`, invalid),
     ),
   ),

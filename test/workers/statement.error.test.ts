@@ -49,9 +49,9 @@ describe("statement: bad windows are 400 invalid_request", () => {
 
   it("a bad unit, or an unknown parameter", async () => {
     expectProblem(await call("GET", url(a, `${window(now - HOUR, now)}&unit=Credits`)), 400, "invalid_request");
-    const asOf = await call("GET", url(a, `${window(now - HOUR, now)}&as_of=${iso(now)}`));
-    expectProblem(asOf, 400, "invalid_request");
-    expect(asOf.json.detail).toMatch(/unknown field/);
+    const unknown = await call("GET", url(a, `${window(now - HOUR, now)}&at=${iso(now)}`));
+    expectProblem(unknown, 400, "invalid_request");
+    expect(unknown.json.detail).toMatch(/unknown field/);
   });
 
   it(`a window holding more than ${STATEMENT_MAX_ENTRIES} entries: narrow it`, async () => {
