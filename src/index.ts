@@ -7,6 +7,7 @@ import { refusal } from "./faults";
 import { deliverWebhooks } from "./webhooks/deliver";
 
 export { AccountLedger } from "./account/account-do";
+export { ReplayScratch } from "./replay/scratch";
 
 const app = buildApp();
 
