@@ -22,6 +22,7 @@
 import { recordAlerts } from "../db/alerts";
 import { readCronState, writeCronState } from "../db/cron-state";
 import { type Checkpoint, loadCheckpoints, type RunRecord, readReplay, runStatements } from "../db/reconciliation";
+import { ledgerDb } from "../db/shards";
 import {
   type AlertRecord,
   type AuditPosition,
@@ -81,7 +82,7 @@ async function reconcileAccount(
   // The audit runs when the rolling cursor reaches the account, and continues a pass under way.
   const auditAt = audit || (checkpoint?.audit_seq ?? 0) > 0 ? auditFrom(checkpoint, start) : null;
   const replay = await readReplay(
-    ctx.env.DB,
+    ledgerDb(ctx.env, accountId),
     accountId,
     snap.seq,
     start,
@@ -91,15 +92,24 @@ async function reconcileAccount(
   // D1 rows above the snapshot may be entries written since; only the DO's head read afterwards can tell.
   const laterHead = replay.maxSeq > snap.seq ? (await stub.head()).seq : snap.seq;
   const drifts = compareAccount(snap, replay, laterHead);
-  const chain = chainDrift(replay.slice, start, startHash);
+  // Entries archived to R2 were re-verified as they left D1 (src/archive/export.ts) and D1 no longer holds
+  // them: verification and the audit continue from the archive's last seq and hash.
+  const arch = replay.archived !== null && replay.archived.seq > start ? replay.archived : null;
+  const vStart = arch?.seq ?? start;
+  const vHash = arch?.hash ?? startHash;
+  // An audit position below the archive (a pass from genesis, or one the archive overtook) continues from
+  // the archive's end, whether or not the archive reaches past where verification starts: D1 holds nothing below it.
+  const archived = replay.archived;
+  const auditPos = auditAt && archived && auditAt.seq < archived.seq ? archived : auditAt;
+  const chain = chainDrift(replay.slice, vStart, vHash);
   if (chain) drifts.push(chain);
-  const step = auditAt
-    ? auditStep(replay.auditPage, auditAt, { seq: start, hash: startHash }, VERIFY_LIMIT)
+  const step = auditPos
+    ? auditStep(replay.auditPage, auditPos, { seq: vStart, hash: vHash }, VERIFY_LIMIT)
     : { drift: null, verified: 0, next: null };
   if (step.drift) drifts.push(step.drift);
   const last = replay.slice[replay.slice.length - 1];
-  const verifiedSeq = chain || !last ? start : last.seq;
-  const verifiedHash = chain || !last ? startHash : last.hash;
+  const verifiedSeq = chain || !last ? vStart : last.seq;
+  const verifiedHash = chain || !last ? vHash : last.hash;
   return {
     status: drifts.length > 0 ? "drift" : "ok",
     drifts,

@@ -102,7 +102,8 @@ export async function loadCheckpoints(db: D1Database, accountIds: readonly strin
  * `seq`, the row count, the hash at `seq`, the highest seq, the next
  * `verifyLimit` entries after the checkpoint for chain verification, and,
  * when asked, the next audit page: up to `verifyLimit` entries in
- * (`audit.afterSeq`, `audit.upToSeq`].
+ * (`audit.afterSeq`, `audit.upToSeq`]. Archived entries (seq ≤ `archived.seq`,
+ * in R2) count through their last segment's row: its totals, its last hash.
  */
 export async function readReplay(
   db: D1Database,
@@ -111,12 +112,12 @@ export async function readReplay(
   afterSeq: number,
   verifyLimit: number,
   audit: { afterSeq: number; upToSeq: number } | null = null,
-): Promise<D1Replay & { slice: Entry[]; auditPage: Entry[] }> {
+): Promise<D1Replay & { slice: Entry[]; auditPage: Entry[]; archived: { seq: number; hash: string } | null }> {
   const pageOf = (after: number, upTo: number) =>
     db
       .prepare("SELECT * FROM ledger_entries WHERE account_id = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?")
       .bind(accountId, after, upTo, verifyLimit);
-  const [totals, head, max, slice, auditPage] = await db.batch([
+  const [totals, head, max, archive, slice, auditPage] = await db.batch([
     db
       .prepare(
         `SELECT unit, credit_type, SUM(amount) AS remaining, SUM(held_delta) AS held, COUNT(*) AS n
@@ -125,20 +126,38 @@ export async function readReplay(
       .bind(accountId, seq),
     db.prepare("SELECT hash FROM ledger_entries WHERE account_id = ? AND seq = ?").bind(accountId, seq),
     db.prepare("SELECT COALESCE(MAX(seq), 0) AS max_seq FROM ledger_entries WHERE account_id = ?").bind(accountId),
+    // The R2 archive (src/archive/) holds seq 1..last_seq of the last segment; its row's totals stand in for them.
+    db
+      .prepare(
+        "SELECT last_seq, last_hash, totals FROM archive_segments WHERE account_id = ? ORDER BY first_seq DESC LIMIT 1",
+      )
+      .bind(accountId),
     pageOf(afterSeq, seq),
     ...(audit ? [pageOf(audit.afterSeq, audit.upToSeq)] : []),
   ]);
   const sums = (totals?.results ?? []) as (Totals & { n: number })[];
+  const arch = (archive?.results ?? [])[0] as { last_seq: number; last_hash: string; totals: string } | undefined;
+  const archSeq = Number(arch?.last_seq ?? 0);
+  const merged = new Map<string, Totals>();
+  const add = (unit: string, type: string | null, remaining: number, held: number) => {
+    const t = merged.get(`${unit}\u0000${type ?? ""}`) ?? { unit, credit_type: type, remaining: 0, held: 0 };
+    t.remaining += remaining;
+    t.held += held;
+    merged.set(`${unit}\u0000${type ?? ""}`, t);
+  };
+  for (const t of sums) add(t.unit, t.credit_type, Number(t.remaining), Number(t.held));
+  for (const a of arch
+    ? (JSON.parse(arch.totals) as { unit: string; credit_type: string | null; amount: number; held_delta: number }[])
+    : []) {
+    add(a.unit, a.credit_type, a.amount, a.held_delta);
+  }
+  const d1Hash = ((head?.results ?? [])[0] as { hash: string } | undefined)?.hash ?? null;
   return {
-    count: sums.reduce((n, t) => n + Number(t.n), 0),
-    hashAtSeq: ((head?.results ?? [])[0] as { hash: string } | undefined)?.hash ?? null,
-    maxSeq: Number(((max?.results ?? [])[0] as { max_seq: number } | undefined)?.max_seq ?? 0),
-    totals: sums.map((t) => ({
-      unit: t.unit,
-      credit_type: t.credit_type,
-      remaining: Number(t.remaining),
-      held: Number(t.held),
-    })),
+    count: archSeq + sums.reduce((n, t) => n + Number(t.n), 0),
+    hashAtSeq: d1Hash ?? (arch !== undefined && archSeq === seq ? arch.last_hash : null),
+    maxSeq: Math.max(archSeq, Number(((max?.results ?? [])[0] as { max_seq: number } | undefined)?.max_seq ?? 0)),
+    totals: [...merged.values()],
+    archived: arch === undefined ? null : { seq: archSeq, hash: arch.last_hash },
     slice: ((slice?.results ?? []) as EntryRow[]).map(entryFromD1),
     auditPage: ((auditPage?.results ?? []) as EntryRow[]).map(entryFromD1),
   };
