@@ -26,6 +26,8 @@ export type AppEnv = {
     caller: Caller;
     /** The parsed JSON body; undefined when the request had none. */
     body: unknown;
+    /** POST /v1/imports only: the NDJSON body as text, or why it is refused (src/api/imports.ts); undefined: none. */
+    ndjson: string | ApiError | undefined;
     accountId: string | undefined;
     errorCode: string | undefined;
     /** Set when the request wrote to the ledger: logged with the request. */
