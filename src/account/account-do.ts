@@ -7,15 +7,18 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { loadGlobalPolicy } from "../db/settings";
+import { ledgerDb } from "../db/shards";
 import { shipFaults } from "../faults";
 import { type DoSnapshot, type InvoiceLine, type Policy, totalsOf } from "../ledger";
 import type { Budget } from "../ledger/budget";
+import { MetricsBook } from "../metrics/counter";
 import { dispatchAlerts } from "../webhooks/dispatch";
 import { AlarmKeeper } from "./alarm";
 import * as billing from "./billing";
 import { BudgetDesk } from "./budget";
 import { AccountCore } from "./core";
 import * as holdOps from "./hold-ops";
+import { type ImportDone, type ImportLot, importLots } from "./imports";
 import { expireAndSweep, runAlarmSteps } from "./jobs";
 import { Lifecycle } from "./lifecycle";
 import { OUTBOX_DELAY_MS, OutboxCourier } from "./outbox";
@@ -23,10 +26,12 @@ import * as reads from "./reads";
 import type { RecurringInput } from "./recurring";
 import { type RedeemInfo, redeem, withdraw } from "./redemption";
 import type { ReferralPeer, ReferralView } from "./referral";
+import { replaySource, type SourceQuery } from "./replay-source";
 import * as rollup from "./rollup";
 import { migrate } from "./schema";
 import * as statements from "./statement";
 import { ledgerStub } from "./stub";
+import { TimeTravel } from "./time-travel";
 import type { TopUpInput } from "./topup";
 import type { InboundAnswer, InboundRequest, SendCommand, TransferFaults, TransferPeer } from "./transfer-records";
 import { TransferDesk } from "./transfers";
@@ -42,23 +47,29 @@ import type {
   PolicyPatch,
 } from "./types";
 import * as usage from "./usage";
+import { AccountWindow, type WindowReport } from "./window";
 import * as writes from "./writes";
 
 export class AccountLedger extends DurableObject<Env> {
   private readonly core: AccountCore;
   private readonly alarms: AlarmKeeper;
-  /** Test seam: the outbox ships here; tests swap in a failing D1. */
-  d1: D1Database;
+  /**
+   * Test seam: wraps every D1 this object talks to (DB, and the ledger shard its entries ship to),
+   * so a test can fail, delay or record D1 for one account; null: the bindings as they are.
+   */
+  shipVia: ((real: D1Database) => D1Database) | null = null;
   private readonly courier: OutboxCourier;
   /** Transfers this account sends or receives, and its budget draws (transfers.ts, budget.ts). */
   private readonly transfers: TransferDesk;
   private readonly budgets: BudgetDesk;
   /** Recurring grants, awaiting payment, top-up and referrals, on the core's seams (lifecycle.ts). */
   private readonly life: Lifecycle;
+  /** The bounded window of entries with its checkpoints (window.ts), and reads of the past (time-travel.ts). */
+  private readonly past: TimeTravel;
+  readonly metrics: MetricsBook; // per-minute counters (src/metrics/counter.ts); `dataset` is a test seam
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    this.d1 = env.DB;
     const sql = ctx.storage.sql;
     migrate(sql);
     this.alarms = new AlarmKeeper(ctx.storage);
@@ -68,13 +79,17 @@ export class AccountLedger extends DurableObject<Env> {
       (write) => ctx.storage.transactionSync(write),
       (nowMs) => this.alarms.request(nowMs + OUTBOX_DELAY_MS - this.clock.offsetMs),
     );
-    // Read at each shipment, so a swapped `d1` takes effect on the next batch. Shipped
+    // Read at each shipment, so a test's `shipVia` takes effect on the next batch. Shipped
     // alerts fan out to webhooks straight away; the cron's dispatch job catches any missed.
-    this.courier = new OutboxCourier(sql, () => ({
-      db: shipFaults(this.d1, env, () => ctx.abort("injected fault: reset mid-shipment")), // src/faults.ts
-      accountId: this.core.account?.account_id ?? null,
-      onAlerts: (ids) => dispatchAlerts(this.d1, env.WEBHOOK_QUEUE, { ids }),
-    }));
+    this.courier = new OutboxCourier(sql, () => {
+      const accountId = this.core.account?.account_id ?? null;
+      const reset = () => ctx.abort("injected fault: reset mid-shipment");
+      const db = shipFaults(this.d1, env, reset); // src/faults.ts
+      // Entries go to the account's ledger shard (src/db/shards.ts); with one shard, that is DB itself.
+      const shard = accountId === null ? env.DB : ledgerDb(env, accountId);
+      const entryDb = shard === env.DB ? db : shipFaults(this.shipVia?.(shard) ?? shard, env, reset);
+      return { db, entryDb, accountId, onAlerts: (ids) => dispatchAlerts(this.d1, env.WEBHOOK_QUEUE, { ids }) };
+    });
     const transact = (write: () => void) => ctx.storage.transactionSync(write);
     const peer = (accountId: string) => ledgerStub(env, accountId) as unknown as TransferPeer;
     const wake = (atMs: number) => this.alarms.request(atMs - this.clock.offsetMs);
@@ -82,6 +97,19 @@ export class AccountLedger extends DurableObject<Env> {
     this.budgets = new BudgetDesk(this.core, transact, peer, wake);
     const referralPeer = (accountId: string) => ledgerStub(env, accountId) as unknown as ReferralPeer;
     this.life = new Lifecycle(this.core, transact, wake, referralPeer, () => this.d1);
+    this.past = new TimeTravel(this.core, new AccountWindow(this.core, env, transact));
+    this.metrics = new MetricsBook(sql, this.core, () => this.d1, wake, env.METRICS);
+    this.core.hooks.push(this.metrics.hook);
+  }
+
+  /** DB as this object sees it (through the test seam `shipVia` when one is set). */
+  get d1(): D1Database {
+    return this.shipVia?.(this.env.DB) ?? this.env.DB;
+  }
+
+  /** Test seam, the older form: every D1 call of this object (entries included) goes to `db`. */
+  set d1(db: D1Database) {
+    this.shipVia = () => db;
   }
 
   /** Test seam: tests move this account's clock with runInDurableObject. */
@@ -109,12 +137,14 @@ export class AccountLedger extends DurableObject<Env> {
 
   // ── reads ───────────────────────────────────────────────────────────────
 
-  balance(ctx: OpContext, unit: string, asOfMs: number | null): Outcome {
-    return reads.balance(this.core, ctx, unit, asOfMs, (u, atMs) => this.life.awaiting.asOf(u, atMs));
+  balance(ctx: OpContext, unit: string, asOfMs: null): Outcome;
+  balance(ctx: OpContext, unit: string, asOfMs: number | null): Outcome | Promise<Outcome>;
+  balance(ctx: OpContext, unit: string, asOfMs: number | null): Outcome | Promise<Outcome> {
+    return reads.balance(this.core, ctx, unit, asOfMs, (u, atMs) => this.life.awaiting.asOf(u, atMs), this.past);
   }
 
-  listGrants(accountId: string, q: reads.GrantsQuery): Outcome {
-    return reads.listGrants(this.core, accountId, q);
+  listGrants(accountId: string, q: reads.GrantsQuery): Promise<Outcome> {
+    return reads.listGrantsAsOf(this.core, this.past, accountId, q);
   }
 
   getGrant(accountId: string, grantId: string): Outcome {
@@ -133,17 +163,17 @@ export class AccountLedger extends DurableObject<Env> {
     return reads.holdStatus(this.core, ctx, holdId);
   }
 
-  getDebit(accountId: string, debitId: string): Outcome {
-    return reads.getDebit(this.core, accountId, debitId);
+  getDebit(accountId: string, debitId: string): Promise<Outcome> {
+    return reads.getDebit(this.core, this.past.window, accountId, debitId);
   }
 
-  ledger(accountId: string, afterSeq: number, limit: number): Outcome {
-    return reads.ledger(this.core, accountId, afterSeq, limit);
+  ledger(accountId: string, afterSeq: number, limit: number): Promise<Outcome> {
+    return reads.ledger(this.core, this.past.window, accountId, afterSeq, limit);
   }
 
   /** A statement of `unit` over [fromMs, toMs), unsigned: the gateway signs it. */
-  statement(accountId: string, unit: string, fromMs: number, toMs: number): Outcome {
-    return statements.statement(this.core, accountId, unit, fromMs, toMs);
+  statement(accountId: string, unit: string, fromMs: number, toMs: number): Promise<Outcome> {
+    return statements.statement(this.core, this.past, this.past.window, accountId, unit, fromMs, toMs);
   }
 
   // ── writes ──────────────────────────────────────────────────────────────
@@ -159,14 +189,18 @@ export class AccountLedger extends DurableObject<Env> {
   debit(ctx: OpContext, req: DebitRequest, idem: Idempotency): Outcome | Promise<Outcome> {
     const out = writes.debit(this.core, ctx, req, idem);
     // A budgeted child short of credits draws from its parent (budget.ts); every other debit stays synchronous.
-    if (!this.budgets.covers(out, req.unit)) return out;
-    return this.budgets.cover(ctx, req.unit, req.amount, out, () => writes.debit(this.core, ctx, req, idem));
+    if (!this.budgets.covers(out, req.unit)) return this.metrics.refused(out);
+    return this.budgets
+      .cover(ctx, req.unit, req.amount, out, () => writes.debit(this.core, ctx, req, idem))
+      .then(this.metrics.refused);
   }
 
   hold(ctx: OpContext, req: HoldRequest, idem: Idempotency, kind: "hold" | "receipt"): Outcome | Promise<Outcome> {
     const out = holdOps.reserve(this.core, ctx, req, idem, kind);
-    if (!this.budgets.covers(out, req.unit)) return out;
-    return this.budgets.cover(ctx, req.unit, req.amount, out, () => holdOps.reserve(this.core, ctx, req, idem, kind));
+    if (!this.budgets.covers(out, req.unit)) return this.metrics.refused(out);
+    return this.budgets
+      .cover(ctx, req.unit, req.amount, out, () => holdOps.reserve(this.core, ctx, req, idem, kind))
+      .then(this.metrics.refused);
   }
 
   settleReceipt(ctx: OpContext, receiptId: string, used: number): Outcome {
@@ -212,9 +246,11 @@ export class AccountLedger extends DurableObject<Env> {
   /** This account's events of a usage batch, in order: one debit each, one result each. */
   recordUsage(ctx: OpContext, events: usage.UsageEvent[], maxSkewMs: number): ReturnType<typeof usage.applyUsage> {
     // An event a budgeted child cannot cover draws from its parent, as a debit does.
-    return usage.applyUsage(this.core, ctx, events, maxSkewMs, (refused, unit, amount, retry) =>
-      this.budgets.covers(refused, unit) ? this.budgets.cover(ctx, unit, amount, refused, retry) : refused,
-    );
+    return usage
+      .applyUsage(this.core, ctx, events, maxSkewMs, (refused, unit, amount, retry) =>
+        this.budgets.covers(refused, unit) ? this.budgets.cover(ctx, unit, amount, refused, retry) : refused,
+      )
+      .then(this.metrics.usageRefused);
   }
 
   // ── transfers and budgets ───────────────────────────────────────────────
@@ -349,6 +385,28 @@ export class AccountLedger extends DurableObject<Env> {
     return this.life.referrals.faults;
   }
 
+  // ── replay ── (read-only: what a scratch rebuild is compared with, replay-source.ts)
+  replaySource(accountId: string, q: SourceQuery): Outcome | Promise<Outcome> {
+    return replaySource(this.core, this.past, accountId, q);
+  }
+
+  // ── imports ── (POST /v1/imports: this account's legacy lots, one transaction, imports.ts)
+  importLots(ctx: OpContext, lots: ImportLot[], dryRun: boolean): ImportDone {
+    return importLots(this.core, ctx, lots, dryRun);
+  }
+
+  // ── window ── (window.ts, time-travel.ts)
+  /** Test seam: optionally another window and interval (kept), then one checkpoint-and-compaction run. */
+  compactNow(s?: { window: number; checkpointEvery: number }): Promise<WindowReport> {
+    if (s) this.past.window.configure(s);
+    return this.past.window.run();
+  }
+
+  /** The lots (of `unit`, or all) as they stood at `asOfMs`: what a replay is compared with. */
+  lotStatesAt(asOfMs: number, unit: string | null = null) {
+    return this.past.lotStatesAt(asOfMs, unit);
+  }
+
   // ── jobs ────────────────────────────────────────────────────────────────
 
   /** Expires lots past expiry and closes holds past their deadline (jobs.ts); idempotent. */
@@ -369,7 +427,7 @@ export class AccountLedger extends DurableObject<Env> {
       sql: this.ctx.storage.sql,
       loadPolicy: () => loadGlobalPolicy(this.d1),
       recover: async (ctx) => [await this.transfers.recover(ctx), await this.budgets.recover(ctx)],
-      jobs: this.life.alarmJobs,
+      jobs: [...this.life.alarmJobs, this.metrics.job, this.past.window.job],
     });
     await this.alarms.settle(next === null ? null : next - this.clock.offsetMs);
   }

@@ -5,6 +5,9 @@
  * balance be read without replaying history; outbox rows wait for the alarm.
  */
 
+import { METRIC_DO_SCHEMA } from "../metrics/counter";
+import { floorSeq, migrateWindow, WINDOW_SCHEMA } from "./window-schema";
+
 export const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`,
   `CREATE TABLE IF NOT EXISTS lots (
@@ -36,7 +39,10 @@ export const SCHEMA = [
   `CREATE INDEX IF NOT EXISTS entries_by_ref ON entries (ref, kind)`,
   `CREATE TRIGGER IF NOT EXISTS entries_no_update BEFORE UPDATE ON entries
     BEGIN SELECT RAISE(ABORT, 'ledger entries are immutable'); END`,
+  // An entry may leave the object only at or below the window floor: shipped to D1 and checkpointed
+  // (account/window.ts). Objects written before the window have the unconditional trigger: migrate() swaps it.
   `CREATE TRIGGER IF NOT EXISTS entries_no_delete BEFORE DELETE ON entries
+    WHEN OLD.seq > COALESCE((SELECT seq FROM window_floor WHERE id = 1), 0)
     BEGIN SELECT RAISE(ABORT, 'ledger entries are immutable'); END`,
   // One row per (transaction, lot touched): the lot's remaining and held after
   // that transaction. A balance as of T reads each lot's last mark at or before
@@ -120,6 +126,14 @@ export const SCHEMA = [
     recurring_id TEXT PRIMARY KEY, spec TEXT NOT NULL, body_hash TEXT NOT NULL, response TEXT NOT NULL,
     status TEXT NOT NULL, next_issue INTEGER NOT NULL, next_settle INTEGER NOT NULL,
     created_at_ms INTEGER NOT NULL, cancelled_at_ms INTEGER)`,
+  // Legacy imports (account/imports.ts): one row per lot POST /v1/imports created here, with its terms as sent
+  // (canonical JSON): a repeat with the same terms is `unchanged`, other terms a `conflict`. Never pruned.
+  `CREATE TABLE IF NOT EXISTS legacy_imports (
+    legacy_id TEXT PRIMARY KEY, terms TEXT NOT NULL, line INTEGER NOT NULL, request_id TEXT NOT NULL,
+    imported_at_ms INTEGER NOT NULL)`,
+  ...WINDOW_SCHEMA,
+  // Metrics (src/metrics/counter.ts): counts per minute, name and labels until their minute ships to D1.
+  ...METRIC_DO_SCHEMA,
 ];
 
 /** Entries read per step of the one-time lot-mark backfill. */
@@ -147,9 +161,11 @@ export function migrate(sql: SqlStorage): void {
   addColumn(sql, "hold_allocations", "conversion_unit", "TEXT");
   addColumn(sql, "hold_allocations", "conversion_numerator", "INTEGER");
   addColumn(sql, "hold_allocations", "conversion_denominator", "INTEGER");
+  migrateWindow(sql);
   const marked = sql.exec("SELECT 1 FROM lot_marks LIMIT 1").toArray().length > 0;
   const entries = sql.exec("SELECT 1 FROM entries WHERE grant_id IS NOT NULL LIMIT 1").toArray().length > 0;
-  if (!marked && entries) backfillMarks(sql);
+  // Once compacted, the entries left start past the floor: a backfill from them would mark wrong sums.
+  if (!marked && entries && floorSeq(sql) === 0) backfillMarks(sql);
 }
 
 function addColumn(sql: SqlStorage, table: string, column: string, type: string): void {

@@ -19,9 +19,11 @@ import { docsPage } from "./docs";
 import { faultsAdmin } from "./faults-admin";
 import { grants } from "./grants";
 import { holds } from "./holds";
+import { imports } from "./imports";
 import { invoices } from "./invoices";
 import { ledger } from "./ledger";
 import { meters } from "./meters";
+import { metrics } from "./metrics";
 import { auth, bodyGuard, onError, requestId } from "./middleware";
 import { policy } from "./policy";
 import { receipts } from "./receipts";
@@ -29,6 +31,7 @@ import { reconciliation } from "./reconciliation";
 import { recurring } from "./recurring";
 import { redemptions } from "./redemptions";
 import { referrals } from "./referrals";
+import { replay } from "./replay";
 import { reports } from "./reports";
 import { accountScope } from "./scope";
 import { statements } from "./statements";
@@ -93,6 +96,9 @@ export function buildApp(): OpenAPIHono<AppEnv> {
     topup,
     campaignReports,
     dashboardLinks,
+    metrics,
+    imports,
+    replay,
   ])
     app.route("/", sub);
 

@@ -5,7 +5,9 @@ import { looksLikeJws, sessionCaller } from "../dashboard/tokens";
 import { type ApiKey, findApiKey, KeyStoreUnavailable } from "../db/api-keys";
 import { ApiError, problemBody, statusOf } from "../errors";
 import { wellFormed } from "../ledger/ids";
+import { IMPORT_BODY_MAX_BYTES } from "../ledger/migration";
 import { log } from "../log";
+import { recordHttpError } from "../metrics/analytics";
 import type { AppContext, AppEnv, Caller } from "./context";
 
 export const MAX_BODY_BYTES = 65_536;
@@ -21,6 +23,7 @@ export const requestId: MiddlewareHandler<AppEnv> = async (c, next) => {
   await next();
   c.res.headers.set("x-request-id", id);
   const status = c.res.status;
+  if (status >= 400) recordHttpError(c.env.METRICS, c.get("errorCode") ?? null, status); // src/metrics/analytics.ts
   if (c.req.method !== "GET" || status >= 400) {
     const write = c.get("write");
     log({
@@ -49,10 +52,12 @@ export const DRAIN_TIMEOUT_MS = 5_000;
 /**
  * Enforces the body rules of the contract before any route sees the body:
  * 413 over 64 KiB, 415 without application/json, 400 invalid_json, 400 for a
- * body that breaks off or holds ill-formed Unicode.
+ * body that breaks off or holds ill-formed Unicode. POST /v1/imports alone
+ * takes application/x-ndjson up to 10 MiB, kept as text for the route.
  */
 export const bodyGuard: MiddlewareHandler<AppEnv> = async (c, next) => {
   c.set("body", undefined);
+  c.set("ndjson", undefined);
   if (c.req.method === "GET" || c.req.method === "HEAD") return next();
   const body = c.req.raw.body;
   const cap = bodyCap(c.req.method, c.req.path);
@@ -68,6 +73,17 @@ export const bodyGuard: MiddlewareHandler<AppEnv> = async (c, next) => {
   const raw = await readCapped(body, cap);
   if (raw.byteLength === 0) return next();
   const type = (c.req.header("content-type") ?? "").split(";")[0]?.trim().toLowerCase();
+  // POST /v1/imports alone takes NDJSON: kept as text, each line judged by the route (src/api/imports.ts).
+  // Its 415 / 400 waits for the route's role check, so a caller who may not import learns nothing of the body.
+  if (isImportRoute(c.req.method, c.req.path)) {
+    try {
+      c.set("ndjson", ndjsonText(raw, type));
+    } catch (e) {
+      if (!(e instanceof ApiError)) throw e;
+      c.set("ndjson", e);
+    }
+    return next();
+  }
   if (type !== "application/json") {
     throw new ApiError("unsupported_media_type", "send the body as content-type: application/json");
   }
@@ -98,8 +114,24 @@ export const BULK_BODY_MAX_BYTES = 1_572_864;
  */
 export const USAGE_BODY_MAX_BYTES = 1_048_576;
 
-/** The byte cap for a request's body: MAX_BODY_BYTES, except for the bulk grant and usage routes. */
+/** The legacy import (exactly POST /v1/imports): NDJSON up to IMPORT_BODY_MAX_BYTES (src/ledger/migration.ts). */
+const isImportRoute = (method: string, path: string) => method === "POST" && path === "/v1/imports";
+
+/** An NDJSON body as text: 415 unless sent as application/x-ndjson, 400 invalid_json unless UTF-8. */
+function ndjsonText(raw: Uint8Array, type: string | undefined): string {
+  if (type !== "application/x-ndjson") {
+    throw new ApiError("unsupported_media_type", "send the body as content-type: application/x-ndjson");
+  }
+  try {
+    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(raw);
+  } catch {
+    throw new ApiError("invalid_json", "the body is not UTF-8 text");
+  }
+}
+
+/** The byte cap for a request's body: MAX_BODY_BYTES, except for the bulk grant, usage and import routes. */
 export function bodyCap(method: string, path: string): number {
+  if (isImportRoute(method, path)) return IMPORT_BODY_MAX_BYTES;
   if (method === "POST" && path === "/v1/usage") return USAGE_BODY_MAX_BYTES;
   return method === "POST" && path === "/v1/grants/bulk" ? BULK_BODY_MAX_BYTES : MAX_BODY_BYTES;
 }

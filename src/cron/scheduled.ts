@@ -5,6 +5,8 @@
  * acts as of the time it was meant for (and tests can choose it).
  */
 import { log } from "../log";
+import { type CronRun, recordCronRuns, runMetricsJob } from "../metrics/cron";
+import { runArchive } from "./archive";
 import { runDispatch } from "./dispatch";
 import { runExpirations } from "./expirations";
 import { runExpiring } from "./expiring";
@@ -26,15 +28,20 @@ export async function runScheduled(controller: ScheduledController, env: Env, _c
     ["transfers", runTransferSweep],
     ["redrive", runRedrive],
     ["reconcile", runReconciliation],
+    ["archive", runArchive],
     ["expiring", runExpiring],
     ["spikes", runSpikes],
     ["dispatch", runDispatch],
+    ["metrics", runMetricsJob],
   ];
   let failed = 0;
+  const runs: CronRun[] = [];
   for (const [name, job] of jobs) {
     const counts = await runJob(name, () => job(ctx));
     if (counts === null) failed++;
+    runs.push({ job: name, ok: counts !== null, atMs: Date.now() });
   }
+  await recordCronRuns(env.DB, runs); // job health as metrics (src/metrics/cron.ts); never throws
   log({
     event: "cron",
     cron: controller.cron,

@@ -286,9 +286,11 @@ export const reconciliationCheckpoints = sqliteTable(
 );
 
 export * from "./schema-approvals";
+export * from "./schema-archive";
 export * from "./schema-campaigns";
 // The finance tables (audit log, bulk grants, journal) are in schema-finance.ts.
 export * from "./schema-finance";
 export * from "./schema-meters";
+export * from "./schema-metrics";
 export * from "./schema-recurring";
 export * from "./schema-transfers";

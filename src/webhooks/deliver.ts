@@ -7,6 +7,7 @@
  */
 import { webhookFetch } from "../faults";
 import { log } from "../log";
+import { webhookAttemptStatements } from "../metrics/store";
 import type { DeliveryMessage } from "./dispatch";
 import { signPayload } from "./sign";
 
@@ -112,6 +113,7 @@ async function attempt(env: Env, msg: Message<unknown>): Promise<Outcome> {
       `UPDATE webhook_deliveries SET status = ?, attempts = ?, last_status_code = ?, last_error = ?, updated_at_ms = ?,
         delivered_at_ms = ? WHERE id = ?`,
     ).bind(status, number, statusCode, error, nowMs, ok ? nowMs : null, t.id),
+    ...webhookAttemptStatements(env.DB, status, nowMs), // failure counters, with the attempt row (src/metrics/store.ts)
   ]);
   if (status === "retrying") {
     msg.retry({ delaySeconds: retryDelaySeconds(number) });

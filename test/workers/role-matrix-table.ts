@@ -64,6 +64,7 @@ export const TABLE: Record<string, Row> = {
   // ledger, statements
   "GET /v1/accounts/{account_id}/ledger": r(READ, "ok", "ok"),
   "GET /v1/accounts/{account_id}/statement": r(READ, "ok", "ok"),
+  "POST /v1/accounts/{account_id}/replay": r(AF, "ok", 403), // admin, finance (docs/api.md Time travel)
   // policy: global by admin (403 for a scoped key, a global route), the account's by admin and finance
   // (an account route: a scoped key acts on it within its tree, docs/api.md Policy)
   "GET /v1/policy": r("A", 403, 403),
@@ -84,6 +85,7 @@ export const TABLE: Record<string, Row> = {
   // reconciliation, audit, reports
   "GET /v1/reconciliation/runs": r(READ, 403, 403),
   "GET /v1/reconciliation/runs/{id}": r(READ, 403, 403),
+  "GET /v1/metrics": r("Av", 403, 403), // operations: admin and viewer only (docs/runbook.md)
   "GET /v1/audit": r(AF, 403, 403),
   "GET /v1/reports/revenue": r("Afv", "ok", "ok"),
   "GET /v1/reports/liability": r("Afv", "ok", "ok"),
@@ -129,6 +131,8 @@ export const TABLE: Record<string, Row> = {
   "DELETE /v1/accounts/{account_id}/top-up": r(AF, "ok", 403),
   // dashboard links: admin, finance, support
   "POST /v1/accounts/{account_id}/dashboard-links": r("Afs", "ok", 403),
+  // legacy import (a global admin route)
+  "POST /v1/imports": r("A", 403, 403),
 };
 
 /** The callers, in the order each operation is called; `letter` is the role's letter above (scoped/session: their own columns). */

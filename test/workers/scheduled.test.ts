@@ -11,9 +11,11 @@ const JOBS = [
   "transfers",
   "redrive",
   "reconcile",
+  "archive",
   "expiring",
   "spikes",
   "dispatch",
+  "metrics",
 ];
 
 function cronLines(spy: { mock: { calls: unknown[][] } }) {
@@ -61,9 +63,11 @@ describe("scheduled handler", () => {
       ["transfers", true],
       ["redrive", true],
       ["reconcile", true],
+      ["archive", true],
       ["expiring", false],
       ["spikes", false],
       ["dispatch", true],
+      ["metrics", true],
     ]);
     expect(cronLines(spy).at(-1)).toMatchObject({ event: "cron", failed: 2 });
     await env.DB.prepare("DELETE FROM settings WHERE key = 'alerts'").run();

@@ -73,6 +73,7 @@ const GLOBAL: Record<string, Global> = {
   "PUT /v1/policy": FORBIDDEN,
   "GET /v1/reconciliation/runs": FORBIDDEN,
   "GET /v1/reconciliation/runs/{id}": FORBIDDEN,
+  "GET /v1/metrics": FORBIDDEN,
   "POST /v1/webhooks": FORBIDDEN,
   "GET /v1/webhooks": FORBIDDEN,
   "DELETE /v1/webhooks/{id}": FORBIDDEN,
@@ -88,6 +89,7 @@ const GLOBAL: Record<string, Global> = {
   "GET /v1/meters/{meter}": FORBIDDEN,
   "GET /v1/meters": FORBIDDEN,
   "GET /v1/approvals": FORBIDDEN,
+  "POST /v1/imports": FORBIDDEN, // legacy import: names many accounts, an admin's migration tool
   // Campaigns and redemptions (helper C): a campaign spans every account, and a scoped key may not redeem
   // for accounts even in its scope (docs: one rule, no per-account lookup on the redemption path).
   "PUT /v1/campaigns/{campaign_id}": FORBIDDEN,
@@ -265,6 +267,15 @@ beforeAll(async () => {
     ),
     "bulk own",
   );
+  // The bulk grants run on the queue: wait until both have landed, so no grant of theirs arrives during a test.
+  for (const id of [bulkOther, bulkOwn]) {
+    for (let i = 0; ; i++) {
+      const job = await call("GET", `/v1/grants/bulk/${id}`);
+      if (job.json.status === "completed") break;
+      if (i >= 200) throw new Error(`bulk grant ${id} still running`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
   const transferOther = uid("t-other");
   await ok(
     call("POST", "/v1/transfers", { transfer_id: transferOther, from_account: other, to_account: other2, amount: 1 }),

@@ -384,22 +384,26 @@ describe("the refusal is about the surrogate, not the field", () => {
     "POST /v1/webhooks body.description",
   ];
 
-  it.each(FREE_TEXT)("%s: well-formed text with the same shape is accepted (on the control fixture)", async (name) => {
-    const field = ops.flatMap((o) => fieldsOf(doc, o)).find((f) => `${f.op} ${f.name}` === name);
-    if (!field) throw new Error(`${name} is not in /openapi.json any more`);
-    const op = ops.find((o) => o.key === field.op);
-    const make = BASELINES[field.op];
-    if (!op || !make) throw new Error(`no baseline for ${field.op}`);
-    for (const [, bad] of LONE) {
-      for (const good of [bad.toWellFormed(), "café ✓ 😀"]) {
-        // A fresh baseline per request: its ids are new, so no request replays or conflicts with another.
-        const base = make(control);
-        const body = mutateBody(base.body ?? {}, field, good);
-        const res = await sendWire({ method: op.method, url: urlOf(op, control, base), body: JSON.stringify(body) });
-        expect(res.status, `${name} = ${JSON.stringify(good)}: ${res.text}`).toBeLessThan(300);
+  it.each(FREE_TEXT)(
+    "%s: well-formed text with the same shape is accepted (on the control fixture)",
+    async (name) => {
+      const field = ops.flatMap((o) => fieldsOf(doc, o)).find((f) => `${f.op} ${f.name}` === name);
+      if (!field) throw new Error(`${name} is not in /openapi.json any more`);
+      const op = ops.find((o) => o.key === field.op);
+      const make = BASELINES[field.op];
+      if (!op || !make) throw new Error(`no baseline for ${field.op}`);
+      for (const [, bad] of LONE) {
+        for (const good of [bad.toWellFormed(), "café ✓ 😀"]) {
+          // A fresh baseline per request: its ids are new, so no request replays or conflicts with another.
+          const base = make(control);
+          const body = mutateBody(base.body ?? {}, field, good);
+          const res = await sendWire({ method: op.method, url: urlOf(op, control, base), body: JSON.stringify(body) });
+          expect(res.status, `${name} = ${JSON.stringify(good)}: ${res.text}`).toBeLessThan(300);
+        }
       }
-    }
-  });
+    },
+    240_000,
+  ); // every field of every operation (some 90 routes): about a minute alone, more beside other files
 
   it("a metadata key with a lone surrogate is refused on every route that takes metadata", async () => {
     const a = `/v1/accounts/${main.account}`;

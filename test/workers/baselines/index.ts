@@ -4,9 +4,12 @@ import { campaignReport } from "./campaign-report";
 import { campaigns } from "./campaigns";
 import { dashboard } from "./dashboard";
 import { enterprise } from "./enterprise";
+import { imports } from "./imports";
 import { meters } from "./meters";
+import { metrics } from "./metrics";
 import { recurring } from "./recurring";
 import { referrals } from "./referrals";
+import { replay } from "./replay";
 import { topup } from "./topup";
 import { transfers } from "./transfers";
 import type { BaselineArea } from "./types";
@@ -24,4 +27,7 @@ export const AREAS: BaselineArea[] = [
   referrals,
   campaignReport,
   dashboard,
+  imports,
+  metrics,
+  replay,
 ];
