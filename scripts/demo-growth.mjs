@@ -30,6 +30,7 @@
  */
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import { createServer } from "node:http";
+import { mulberry32 } from "./lib/prng.mjs";
 import { freePort, startLocalGate } from "./lib/wrangler.mjs";
 
 const SEED = Number(process.env.SEED ?? 7);
@@ -52,18 +53,7 @@ const TOPUP_AMOUNT = 1000;
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** mulberry32: a small seeded PRNG, so the same SEED spends the same amounts. */
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
-const random = rng(SEED);
+const random = mulberry32(SEED);
 
 // ── the webhook receiver ──────────────────────────────────────────────────
 

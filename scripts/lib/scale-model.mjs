@@ -96,17 +96,7 @@ export const CRON_JOBS = [
   { job: "archive.segments", perRun: 20, unit: "segments", constant: "ARCHIVE_SEGMENTS_PER_RUN" },
 ];
 
-/** Seeded PRNG (mulberry32): the same seed gives the same run. */
-export function mulberry32(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 } from "./prng.mjs";
 
 /** H(n, s) = Σ_{i=1..n} i^-s, summed exactly (n ≤ 10^8 is a loop of n steps). */
 export function harmonic(n, s) {

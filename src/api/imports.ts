@@ -34,6 +34,7 @@ import {
 import { log } from "../log";
 import { type AppContext, requireRole, validate, validQuery } from "./context";
 import { GrantInputSchema, grantCommand } from "./grants";
+import { inParallel } from "./parallel";
 import { resource, route } from "./route";
 import { Id, json, problems } from "./schemas";
 import { requireUnscoped } from "./scope";
@@ -134,17 +135,6 @@ function refuseLines(c: AppContext, checked: Checked<ValidLine>): Response {
     errors_more: checked.invalid > checked.errors.length,
   };
   return c.body(JSON.stringify(body), 400, { "content-type": "application/problem+json" });
-}
-
-/** Runs `fn` over `items` with at most `limit` in flight; results in input order. */
-async function inParallel<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    for (let i = next++; i < items.length; i = next++) out[i] = await fn(items[i] as T);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
 }
 
 /** One account's lines in one call; a call that breaks off answers each of its lines `failed`. */

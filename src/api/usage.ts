@@ -15,6 +15,7 @@ import { ID_PATTERN } from "../ledger/ids";
 import { log } from "../log";
 import { type AppContext, requireRole, validate, validBody } from "./context";
 import { ChargeFields, RatingResultFields, resolveCharge } from "./meters";
+import { inParallel } from "./parallel";
 import { resource, route } from "./route";
 import { AppliedSchema, Id, json, parseTime, problems, Time } from "./schemas";
 import { requireAccountInScope } from "./scope";
@@ -96,17 +97,6 @@ async function parseEvent(c: AppContext, raw: unknown): Promise<Parsed> {
     if (!(err instanceof ApiError)) throw err;
     return { ok: false, result: refusedEvent(eventId, err.problem) };
   }
-}
-
-/** Runs `fn` over `items` with at most `limit` in flight; results in input order. */
-async function inParallel<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    for (let i = next++; i < items.length; i = next++) out[i] = await fn(items[i] as T);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
 }
 
 interface Group {

@@ -4,7 +4,7 @@
  * gate's balances (scripts/import.mjs reads the files; this holds the rules).
  */
 import { ID_PATTERN, UNIT_PATTERN } from "./ids";
-import { IMPORT_ERRORS_MAX, type LineError } from "./migration";
+import { IMPORT_ERRORS_MAX, LEGACY_MEMBERS, type LineError } from "./migration";
 
 /** Rows of a legacy balance export the dual run reads at once. */
 export const DUALRUN_MAX_ROWS = 1_000_000;
@@ -84,21 +84,13 @@ export function parseCsv(text: string, maxRows: number): CsvResult {
 }
 
 /** CSV columns of a legacy lot file: the NDJSON members, cost_basis spelled out. */
-export const LEGACY_CSV_COLUMNS = [
-  "legacy_id",
-  "account_id",
-  "amount",
-  "unit",
-  "type",
-  "priority",
-  "effective_at",
-  "expires_at",
-  "reason",
+const COST_BASIS_COLUMNS = [
   "cost_basis_amount",
   "cost_basis_currency",
   "cost_basis_tax_amount",
   "cost_basis_tax_jurisdiction",
 ] as const;
+export const LEGACY_CSV_COLUMNS = LEGACY_MEMBERS.flatMap((m) => (m === "cost_basis" ? COST_BASIS_COLUMNS : [m]));
 const INTEGER_COLUMNS = new Set(["amount", "priority", "cost_basis_amount", "cost_basis_tax_amount"]);
 
 /** An integer cell as a number; anything else stays text, for the gate to refuse with its own words. */
