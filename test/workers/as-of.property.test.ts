@@ -197,7 +197,11 @@ describe("as_of against a replay of every entry", () => {
           // Random times in the history and the recorded_at of random entries, each also 1 ms before (an
           // entry recorded exactly at T counts), the start and the end (inside the window once compacted).
           const span = times[times.length - 1]! - times[0]!;
-          const at = (p: number) => Date.parse(before.entries[Math.floor(p * before.entries.length)].recorded_at);
+          // p is in [0, 1]: p = 1 picks the last entry.
+          const at = (p: number) =>
+            Date.parse(
+              before.entries[Math.min(before.entries.length - 1, Math.floor(p * before.entries.length))].recorded_at,
+            );
           const ts = [times[0]! - 1, times[times.length - 1]!];
           for (const p of picks) ts.push(times[0]! + Math.floor(p * span), at(p));
           for (const t of [...ts]) ts.push(t - 1);
