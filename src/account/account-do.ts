@@ -4,37 +4,25 @@
  * to an operation (writes.ts, hold-ops.ts, reads.ts), which asks the pure
  * rules in src/ledger and commits state, entries, outbox rows and the
  * idempotency record in ONE transactionSync with no await in between.
+ * Its state and wiring are in ledger-base.ts.
  */
-import { DurableObject } from "cloudflare:workers";
 import { loadGlobalPolicy } from "../db/settings";
-import { ledgerDb } from "../db/shards";
-import { shipFaults } from "../faults";
 import { type DoSnapshot, type InvoiceLine, type Policy, totalsOf } from "../ledger";
 import type { Budget } from "../ledger/budget";
-import { MetricsBook } from "../metrics/counter";
-import { dispatchAlerts } from "../webhooks/dispatch";
-import { AlarmKeeper } from "./alarm";
 import * as billing from "./billing";
-import { BudgetDesk } from "./budget";
-import { AccountCore } from "./core";
 import * as holdOps from "./hold-ops";
 import { type ImportDone, type ImportLot, importLots } from "./imports";
 import { expireAndSweep, runAlarmSteps } from "./jobs";
-import { Lifecycle } from "./lifecycle";
-import { OUTBOX_DELAY_MS, OutboxCourier } from "./outbox";
+import { AccountLedgerBase } from "./ledger-base";
 import * as reads from "./reads";
 import type { RecurringInput } from "./recurring";
 import { type RedeemInfo, redeem, withdraw } from "./redemption";
-import type { ReferralPeer, ReferralView } from "./referral";
+import type { ReferralView } from "./referral";
 import { replaySource, type SourceQuery } from "./replay-source";
 import * as rollup from "./rollup";
-import { migrate } from "./schema";
 import * as statements from "./statement";
-import { ledgerStub } from "./stub";
-import { TimeTravel } from "./time-travel";
 import type { TopUpInput } from "./topup";
-import type { InboundAnswer, InboundRequest, SendCommand, TransferFaults, TransferPeer } from "./transfer-records";
-import { TransferDesk } from "./transfers";
+import type { InboundAnswer, InboundRequest, SendCommand, TransferFaults } from "./transfer-records";
 import type {
   AccountInput,
   AccountRecord,
@@ -47,76 +35,10 @@ import type {
   PolicyPatch,
 } from "./types";
 import * as usage from "./usage";
-import { AccountWindow, type WindowReport } from "./window";
+import type { WindowReport } from "./window";
 import * as writes from "./writes";
 
-export class AccountLedger extends DurableObject<Env> {
-  private readonly core: AccountCore;
-  private readonly alarms: AlarmKeeper;
-  /**
-   * Test seam: wraps every D1 this object talks to (DB, and the ledger shard its entries ship to),
-   * so a test can fail, delay or record D1 for one account; null: the bindings as they are.
-   */
-  shipVia: ((real: D1Database) => D1Database) | null = null;
-  private readonly courier: OutboxCourier;
-  /** Transfers this account sends or receives, and its budget draws (transfers.ts, budget.ts). */
-  private readonly transfers: TransferDesk;
-  private readonly budgets: BudgetDesk;
-  /** Recurring grants, awaiting payment, top-up and referrals, on the core's seams (lifecycle.ts). */
-  private readonly life: Lifecycle;
-  /** The bounded window of entries with its checkpoints (window.ts), and reads of the past (time-travel.ts). */
-  private readonly past: TimeTravel;
-  readonly metrics: MetricsBook; // per-minute counters (src/metrics/counter.ts); `dataset` is a test seam
-
-  constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, env);
-    const sql = ctx.storage.sql;
-    migrate(sql);
-    this.alarms = new AlarmKeeper(ctx.storage);
-    void ctx.blockConcurrencyWhile(() => this.alarms.load());
-    this.core = new AccountCore(
-      sql,
-      (write) => ctx.storage.transactionSync(write),
-      (nowMs) => this.alarms.request(nowMs + OUTBOX_DELAY_MS - this.clock.offsetMs),
-    );
-    // Read at each shipment, so a test's `shipVia` takes effect on the next batch. Shipped
-    // alerts fan out to webhooks straight away; the cron's dispatch job catches any missed.
-    this.courier = new OutboxCourier(sql, () => {
-      const accountId = this.core.account?.account_id ?? null;
-      const reset = () => ctx.abort("injected fault: reset mid-shipment");
-      const db = shipFaults(this.d1, env, reset); // src/faults.ts
-      // Entries go to the account's ledger shard (src/db/shards.ts); with one shard, that is DB itself.
-      const shard = accountId === null ? env.DB : ledgerDb(env, accountId);
-      const entryDb = shard === env.DB ? db : shipFaults(this.shipVia?.(shard) ?? shard, env, reset);
-      return { db, entryDb, accountId, onAlerts: (ids) => dispatchAlerts(this.d1, env.WEBHOOK_QUEUE, { ids }) };
-    });
-    const transact = (write: () => void) => ctx.storage.transactionSync(write);
-    const peer = (accountId: string) => ledgerStub(env, accountId) as unknown as TransferPeer;
-    const wake = (atMs: number) => this.alarms.request(atMs - this.clock.offsetMs);
-    this.transfers = new TransferDesk(this.core, transact, peer, wake);
-    this.budgets = new BudgetDesk(this.core, transact, peer, wake);
-    const referralPeer = (accountId: string) => ledgerStub(env, accountId) as unknown as ReferralPeer;
-    this.life = new Lifecycle(this.core, transact, wake, referralPeer, () => this.d1);
-    this.past = new TimeTravel(this.core, new AccountWindow(this.core, env, transact));
-    this.metrics = new MetricsBook(sql, this.core, () => this.d1, wake, env.METRICS);
-    this.core.hooks.push(this.metrics.hook);
-  }
-
-  /** DB as this object sees it (through the test seam `shipVia` when one is set). */
-  get d1(): D1Database {
-    return this.shipVia?.(this.env.DB) ?? this.env.DB;
-  }
-
-  /** Test seam, the older form: every D1 call of this object (entries included) goes to `db`. */
-  set d1(db: D1Database) {
-    this.shipVia = () => db;
-  }
-
-  /** Test seam: tests move this account's clock with runInDurableObject. */
-  get clock(): { offsetMs: number } {
-    return this.core.clock;
-  }
-
+export class AccountLedger extends AccountLedgerBase {
   // ── accounts and policy ─────────────────────────────────────────────────
 
   getAccount(): AccountRecord | null {

@@ -105,12 +105,13 @@ describe("overlapping expirations", () => {
     // and asks the DO, as overlapping runs do before the first one's entries land.
     const stub = ledgerStubFor(a);
     await runInDurableObject(stub, (inst: AccountLedger) => {
-      inst.d1 = new Proxy(env.DB, {
-        get(target, prop, receiver) {
-          if (prop === "batch") return async () => Promise.reject(new Error("D1_ERROR: injected outage"));
-          return Reflect.get(target, prop, receiver);
-        },
-      });
+      inst.shipVia = (real) =>
+        new Proxy(real, {
+          get(target, prop, receiver) {
+            if (prop === "batch") return async () => Promise.reject(new Error("D1_ERROR: injected outage"));
+            return Reflect.get(target, prop, receiver);
+          },
+        });
     });
     const tick = Math.ceil((expiresAt + 1) / (5 * MINUTE)) * 5 * MINUTE;
     await setDoClock(a, tick);

@@ -72,8 +72,7 @@ describe("metrics counters (property)", () => {
             });
           } else {
             await runInDurableObject(stub, async (inst: AccountLedger) => {
-              const real = inst.d1;
-              inst.d1 = d1For(real, c.mode);
+              inst.shipVia = (real) => d1For(real, c.mode);
               try {
                 await inst.metrics.ship();
               } finally {

@@ -155,15 +155,15 @@ describe("GET /v1/metrics", () => {
     const stub = ledgerStubFor(a);
     await advanceClock(a, MINUTE + 1000);
     await runInDurableObject(stub, async (inst: AccountLedger) => {
-      const real = inst.d1;
-      inst.d1 = new Proxy(real, {
-        get: (t, prop, r) =>
-          prop === "batch"
-            ? async () => {
-                throw new Error("D1_ERROR: injected outage");
-              }
-            : Reflect.get(t, prop, r),
-      });
+      inst.shipVia = (real) =>
+        new Proxy(real, {
+          get: (t, prop, r) =>
+            prop === "batch"
+              ? async () => {
+                  throw new Error("D1_ERROR: injected outage");
+                }
+              : Reflect.get(t, prop, r),
+        });
       const retry = await inst.metrics.ship();
       expect(retry).not.toBeNull();
       expect(inst.metrics.pending()).toBe(2);

@@ -70,12 +70,13 @@ async function checkpointOf(accountId: string) {
 async function breakOutbox(accountId: string) {
   const stub = ledgerStubFor(accountId);
   await runInDurableObject(stub, (inst: AccountLedger) => {
-    inst.d1 = new Proxy(env.DB, {
-      get(target, prop, receiver) {
-        if (prop === "batch") return async () => Promise.reject(new Error("D1_ERROR: injected outage"));
-        return Reflect.get(target, prop, receiver);
-      },
-    });
+    inst.shipVia = (real) =>
+      new Proxy(real, {
+        get(target, prop, receiver) {
+          if (prop === "batch") return async () => Promise.reject(new Error("D1_ERROR: injected outage"));
+          return Reflect.get(target, prop, receiver);
+        },
+      });
   });
   return {
     /** Restores D1 and drops the retry alarm, so nothing ships until the cron asks. */
@@ -190,12 +191,13 @@ describe("reconciliation", () => {
     const a = await busyAccount();
     const stub = ledgerStubFor(a);
     await runInDurableObject(stub, (inst: AccountLedger) => {
-      inst.d1 = new Proxy(env.DB, {
-        get(target, prop, receiver) {
-          if (prop === "batch") return async () => Promise.reject(new Error("D1_ERROR: injected outage"));
-          return Reflect.get(target, prop, receiver);
-        },
-      });
+      inst.shipVia = (real) =>
+        new Proxy(real, {
+          get(target, prop, receiver) {
+            if (prop === "batch") return async () => Promise.reject(new Error("D1_ERROR: injected outage"));
+            return Reflect.get(target, prop, receiver);
+          },
+        });
     });
     expect((await debit(a, 1)).status).toBe(200);
     // Touch the account in D1's heads so the next run picks it up, as a partial ship would.
