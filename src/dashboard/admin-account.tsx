@@ -21,7 +21,8 @@ import {
   refusedPage,
   seg,
 } from "./admin-frame";
-import { formId, NOTE_MAX_CHARS, REASON_CODES } from "./admin-rules";
+import { EMPTY_TERMS, type GrantTerms, ReasonFields, TermsTail, TypeSelect } from "./admin-grant-fields";
+import { formId } from "./admin-rules";
 import { Num, When } from "./layout";
 
 /** The account page shows the first this many lots (GET …/grants?limit=). */
@@ -64,25 +65,11 @@ interface Entry {
 }
 
 /** What the grant form showed when it was sent (kept when the API refuses it). */
-export interface GrantValues {
-  type: string;
-  amount: string;
-  unit: string;
-  reason_code: string;
-  note: string;
-  incident_id: string;
+export interface GrantValues extends GrantTerms {
   expires_at: string;
 }
 
-const EMPTY: GrantValues = {
-  type: "",
-  amount: "",
-  unit: "credits",
-  reason_code: "",
-  note: "",
-  incident_id: "",
-  expires_at: "",
-};
+const EMPTY: GrantValues = { ...EMPTY_TERMS, expires_at: "" };
 
 const NOTICES: Record<string, (ref: string) => string> = {
   granted: (ref) => `Grant ${ref} was issued.`,
@@ -178,33 +165,6 @@ function BalanceCard(props: { b: Balance }): Child {
   );
 }
 
-/**
- * The reason-code select and note every action form carries; `id` keeps labels
- * unique per row. The code and the note become the entry's `reason`, which the
- * customer's view shows in its transaction log: the label says so.
- */
-export function ReasonFields(props: { id: string; code?: string; note?: string }): Child {
-  return (
-    <>
-      <p>
-        <label for={`${props.id}-reason`}>Reason code</label>
-        <select id={`${props.id}-reason`} name="reason_code" required>
-          <option value="">Choose a reason…</option>
-          {REASON_CODES.map(([code, label]) => (
-            <option value={code} selected={props.code === code}>
-              {label}
-            </option>
-          ))}
-        </select>
-      </p>
-      <p>
-        <label for={`${props.id}-note`}>Note (optional; shown to the customer)</label>
-        <input id={`${props.id}-note`} name="note" maxlength={NOTE_MAX_CHARS} value={props.note ?? ""} />
-      </p>
-    </>
-  );
-}
-
 function GrantForm(props: { op: Operator; accountId: string; values: GrantValues }): Child {
   const { op, values: v } = props;
   const limit = op.caller.maxGrantAmount;
@@ -224,16 +184,7 @@ function GrantForm(props: { op: Operator; accountId: string; values: GrantValues
       <form method="post" action={`/app/admin/accounts/${seg(props.accountId)}/grants`} data-form="grant">
         <Csrf op={op} />
         <input type="hidden" name="grant_id" value={formId("dash")} />
-        <p>
-          <label for="grant-type">Credit type</label>
-          <select id="grant-type" name="type" required>
-            {op.can.grantTypes.map((t) => (
-              <option value={t} selected={v.type === t}>
-                {t}
-              </option>
-            ))}
-          </select>
-        </p>
+        <TypeSelect id="grant" op={op} type={v.type} />
         <p>
           <label for="grant-amount">Amount</label>
           <input
@@ -245,15 +196,7 @@ function GrantForm(props: { op: Operator; accountId: string; values: GrantValues
             {...(limit === null ? {} : { max: String(limit) })}
           />
         </p>
-        <p>
-          <label for="grant-unit">Unit</label>
-          <input id="grant-unit" name="unit" value={v.unit || "credits"} maxlength={32} />
-        </p>
-        <ReasonFields id="grant" code={v.reason_code} note={v.note} />
-        <p>
-          <label for="grant-incident">Incident id (optional)</label>
-          <input id="grant-incident" name="incident_id" maxlength={256} value={v.incident_id} />
-        </p>
+        <TermsTail id="grant" v={v} />
         <p>
           <label for="grant-expires">Expires at, UTC (optional)</label>
           <input id="grant-expires" name="expires_at" type="datetime-local" value={v.expires_at} />

@@ -21,6 +21,7 @@ import {
   seeOther,
   seg,
 } from "./admin-frame";
+import { termsOf } from "./admin-grant-fields";
 import { formId, isReasonCode, NOTE_MAX_CHARS, type ReasonCode, reasonText } from "./admin-rules";
 import type { ApiProblem } from "./api-client";
 
@@ -57,12 +58,7 @@ async function postGrant(c: AdminContext): Promise<Response> {
   const form = await postedForm(c);
   const op = operatorOf(c);
   const values: GrantValues = {
-    type: field(form, "type"),
-    amount: field(form, "amount"),
-    unit: field(form, "unit") || "credits",
-    reason_code: field(form, "reason_code"),
-    note: field(form, "note"),
-    incident_id: field(form, "incident_id"),
+    ...termsOf(form),
     expires_at: field(form, "expires_at"),
   };
   const reason = reasonOf(form);

@@ -8,7 +8,6 @@ import type { Hono } from "hono";
 import type { Child } from "hono/jsx";
 import type { AppEnv } from "../api/context";
 import { BULK_MAX_ACCOUNTS } from "../bulk/queue";
-import { ReasonFields } from "./admin-account";
 import { reasonOf } from "./admin-actions";
 import {
   type AdminContext,
@@ -29,31 +28,18 @@ import {
   seeOther,
   seg,
 } from "./admin-frame";
+import { EMPTY_TERMS, type GrantTerms, TermsTail, TypeSelect, termsOf } from "./admin-grant-fields";
 import { accountIdsOf, BULK_FILE_MAX_BYTES, formId, reasonText } from "./admin-rules";
 import { Num, When } from "./layout";
 
 /** A bulk form (pasted ids, an uploaded file and the grant's fields) is at most this many bytes. */
 export const BULK_FORM_MAX_BYTES = 2 * BULK_FILE_MAX_BYTES + 16_384;
 
-interface BulkValues {
-  type: string;
-  amount: string;
-  unit: string;
-  reason_code: string;
-  note: string;
-  incident_id: string;
+interface BulkValues extends GrantTerms {
   account_ids: string;
 }
 
-const EMPTY: BulkValues = {
-  type: "",
-  amount: "",
-  unit: "credits",
-  reason_code: "",
-  note: "",
-  incident_id: "",
-  account_ids: "",
-};
+const EMPTY: BulkValues = { ...EMPTY_TERMS, account_ids: "" };
 
 interface BulkStatus {
   bulk_id: string;
@@ -116,29 +102,12 @@ function bulkForm(c: AdminContext, v: BulkValues, error: string | null, status: 
         <label for="bulk-file">Or a text or CSV file of account ids (first column)</label>
         <input id="bulk-file" name="account_file" type="file" accept=".txt,.csv,text/plain,text/csv" />
       </p>
-      <p>
-        <label for="bulk-type">Credit type</label>
-        <select id="bulk-type" name="type" required>
-          {op.can.grantTypes.map((t) => (
-            <option value={t} selected={v.type === t}>
-              {t}
-            </option>
-          ))}
-        </select>
-      </p>
+      <TypeSelect id="bulk" op={op} type={v.type} />
       <p>
         <label for="bulk-amount">Amount per account</label>
         <input id="bulk-amount" name="amount" inputmode="numeric" required value={v.amount} />
       </p>
-      <p>
-        <label for="bulk-unit">Unit</label>
-        <input id="bulk-unit" name="unit" value={v.unit || "credits"} maxlength={32} />
-      </p>
-      <ReasonFields id="bulk" code={v.reason_code} note={v.note} />
-      <p>
-        <label for="bulk-incident">Incident id (optional)</label>
-        <input id="bulk-incident" name="incident_id" maxlength={256} value={v.incident_id} />
-      </p>
+      <TermsTail id="bulk" v={v} />
       <button type="submit">Start bulk grant</button>
     </form>,
     { status, error },
@@ -162,12 +131,7 @@ async function postBulk(c: AdminContext): Promise<Response> {
   const form = await postedForm(c, BULK_FORM_MAX_BYTES);
   const op = operatorOf(c);
   const v: BulkValues = {
-    type: field(form, "type"),
-    amount: field(form, "amount"),
-    unit: field(form, "unit") || "credits",
-    reason_code: field(form, "reason_code"),
-    note: field(form, "note"),
-    incident_id: field(form, "incident_id"),
+    ...termsOf(form),
     account_ids: field(form, "account_ids").slice(0, BULK_FILE_MAX_BYTES),
   };
   const reason = reasonOf(form);
